@@ -1,0 +1,1 @@
+"""Fixtures for the Docker engine (pytest plugin loaded by tests/conftest.py)."""
