@@ -1,0 +1,153 @@
+"""Helpers for the board, deploy and Sushi-service tests (all against the emulated board)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import struct
+from pathlib import Path
+from typing import Any
+
+from elkbuild.board import known_hosts_name
+from elkbuild.config import Board
+
+HERE = Path(__file__).resolve().parent
+
+
+def known_hosts_for(board: Any, directory: Path) -> Path:
+    """A known_hosts file that trusts the emulated board's current host key."""
+    line = board.host_key_line.strip()
+    words = line.split()
+    if words[0].startswith(("ssh-", "ecdsa-")):  # a bare "type base64" public key
+        line = f"{known_hosts_name(board.host, board.port)} {words[0]} {words[1]}"
+    path = directory / "known_hosts"
+    path.write_text(line + "\n")
+    return path
+
+
+def board_profile(board: Any, directory: Path, *, known_hosts: Path | None = None,
+                  keep_releases: int = 3) -> Board:
+    return Board(name="emulated", host=board.host, port=int(board.port), user=board.user,
+                 os_version="1.x", auth="key",
+                 known_hosts=known_hosts or known_hosts_for(board, directory),
+                 identity_file=Path(board.client_key), keep_releases=keep_releases)
+
+
+def project_file(board: Any, directory: Path, keep_releases: int = 3) -> Path:
+    """An elkbuild.yaml naming the emulated board, for tests that run the CLI."""
+    known = known_hosts_for(board, directory)
+    (directory / "elkbuild.yaml").write_text(
+        "boards:\n"
+        "  emu:\n"
+        f"    host: {board.host}\n"
+        f"    port: {int(board.port)}\n"
+        f"    known_hosts: {known}\n"
+        f"    identity_file: {board.client_key}\n"
+        f"    keep_releases: {keep_releases}\n")
+    return directory
+
+
+AARCH64 = 183
+X86_64 = 62
+
+
+def elf_header(machine: int) -> bytes:
+    """The 64-byte header of an ELF64 little-endian shared object for `machine`:
+    what a loader (and the emulated Sushi) reads to accept or refuse a binary."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    rest = struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 64, 0, 0, 64, 56, 0, 64, 0, 0)
+    return ident + rest
+
+
+def make_bundle(root: Path, name: str, size: int = 20_000, extra: dict[str, bytes] | None = None,
+                marker: bytes = b"", machine: int = AARCH64) -> Path:
+    """A VST3 bundle laid out the way Sushi loads it on aarch64 Linux."""
+    bundle = root / f"{name}.vst3"
+    binary_dir = bundle / "Contents" / "aarch64-linux"
+    binary_dir.mkdir(parents=True, exist_ok=True)
+    seed = hashlib.sha256(name.encode()).digest()
+    body = (seed * (size // len(seed) + 1))[:size]
+    binary = binary_dir / f"{name}.so"
+    binary.write_bytes(elf_header(machine) + marker + body)
+    binary.chmod(0o755)
+    resources = bundle / "Contents" / "Resources"
+    resources.mkdir(exist_ok=True)
+    (resources / "model.onnx").write_bytes(body[::-1] + name.encode())
+    for rel, data in (extra or {}).items():
+        target = bundle / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return bundle
+
+
+def sushi_config(path: Path, *bundles: str) -> Path:
+    """A Sushi 1.x config with one track that loads the given bundles."""
+    plugins = [{"path": f"{name}.vst3", "name": f"p{i}", "type": "vst3x", "uid": name}
+               for i, name in enumerate(bundles)]
+    doc = {"host_config": {"samplerate": 48000},
+           "tracks": [{"name": "main", "channels": 2, "inputs": [], "outputs": [],
+                       "plugins": plugins}],
+           "midi": {}}
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def board_sh(board: Any, script: str, *args: str) -> str:
+    """Run a shell snippet as root on the board; values passed as arguments."""
+    done = board.run(["sh", "-c", script, "sh", *args])
+    return done.stdout if hasattr(done, "stdout") else str(done)
+
+
+def current_release(board: Any, root: str = "/udata/elkbuild") -> str:
+    return board_sh(board, 'readlink "$1/current" || true', root).strip()
+
+
+VERIFY = r'''
+root=$1
+cur=$(readlink "$root/current") || { echo "NO-CURRENT"; exit 0; }
+cd "$root/$cur" || { echo "DANGLING $cur"; exit 0; }
+echo "RELEASE ${cur##*/}"
+find . -type f ! -name manifest.json ! -name digest ! -name sushi-config ! -name sushi-plugins \
+  -exec sha256sum {} + | sed 's/^\([0-9a-f]*\)  /FILE \1 /'
+echo "MANIFEST-BEGIN"
+cat manifest.json
+'''
+
+
+def verify_current_release(board: Any, root: str = "/udata/elkbuild") -> str | None:
+    """Check that the current release's files are exactly its manifest.
+
+    Returns the release name, or None when the board has no release yet; raises
+    AssertionError on any mismatch.
+    """
+    out = board_sh(board, VERIFY, root)
+    if out.startswith("NO-CURRENT"):
+        return None
+    assert not out.startswith("DANGLING"), out
+    head, _, manifest_text = out.partition("MANIFEST-BEGIN\n")
+    lines = head.splitlines()
+    release = lines[0].split(" ", 1)[1]
+    on_board = {}
+    for line in lines[1:]:
+        _, digest, rel = line.split(" ", 2)
+        on_board[rel[2:]] = digest
+    manifest = json.loads(manifest_text)
+    assert manifest["release"] == release, (manifest["release"], release)
+    expected = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
+    assert on_board == expected, {"missing": sorted(set(expected) - set(on_board)),
+                                  "extra": sorted(set(on_board) - set(expected)),
+                                  "differ": sorted(k for k in expected
+                                                   if k in on_board and on_board[k] != expected[k])}
+    return release
+
+
+def no_pwned_anywhere(board: Any) -> list[str]:
+    """Every file named pwned on the board (there must be none)."""
+    out = board_sh(board, "find / -xdev -name pwned 2>/dev/null; "
+                          "find /udata /tmp /home -name pwned 2>/dev/null; true")
+    return sorted(set(out.split()))
+
+
+def quote(*words: str) -> str:
+    return shlex.join(words)
