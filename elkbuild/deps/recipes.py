@@ -46,6 +46,7 @@ class Source:
     arch: str = "arm64"           # deb
     path: str = ""                # path (relative to the recipe file)
     strip_components: int = 1     # url archives: leading folders to drop
+    stage: bool = True            # deb: False = a build-time package, unpacked for the build only
 
     @property
     def pinned(self) -> bool:
@@ -57,8 +58,8 @@ class InstallRule:
     """Copy files matching `glob` under a root into the staged prefix at `to`.
 
     root: "source" (the patched source tree), "build" (the CMake build tree),
-    "install" (CMake's install prefix) or "fetch:<content>" (a FetchContent
-    dependency's source tree).
+    "install" (CMake's install prefix), "overlay" (build-time Debian packages)
+    or "fetch:<content>" (a FetchContent dependency's source tree).
     """
 
     root: str
@@ -190,7 +191,7 @@ def _source(doc: Any, index: int, problems: _Problems) -> Source | None:
         problems.add(f"sources[{index}]", sorted(doc), f"exactly one of {', '.join(SOURCE_KINDS)} is required")
         return None
     kind = kinds[0]
-    _unknown_keys(doc, ("id", *SOURCE_KINDS, "sha256", "tag", "suite", "arch", "strip_components"),
+    _unknown_keys(doc, ("id", *SOURCE_KINDS, "sha256", "tag", "suite", "arch", "strip_components", "stage"),
                   where, problems)
     source_id = _text(doc, "id", where, problems)
     if source_id and not _NAME.match(source_id):
@@ -215,6 +216,11 @@ def _source(doc: Any, index: int, problems: _Problems) -> Source | None:
         fields["package"] = _text(doc, kind, where, problems)
         fields["suite"] = _text(doc, "suite", where, problems)
         fields["arch"] = _text(doc, "arch", where, problems, required=False, default="arm64")
+        stage = doc.get("stage", True)
+        if not isinstance(stage, bool) or (kind == "deb-src" and "stage" in doc):
+            problems.add(f"{where}stage", stage, "expected true or false (binary packages only)")
+        else:
+            fields["stage"] = stage
     else:
         fields["path"] = _text(doc, "path", where, problems)
     return Source(**fields)
@@ -271,8 +277,8 @@ def _install(doc: Any, problems: _Problems) -> tuple[InstallRule, ...]:
             continue
         _unknown_keys(item, ("from", "glob", "to", "flatten"), where, problems)
         root = _text(item, "from", where, problems)
-        if root and root not in ("source", "build", "install") and not root.startswith("fetch:"):
-            problems.add(f"{where}from", root, "allowed: source, build, install, fetch:<content>")
+        if root and root not in ("source", "build", "install", "overlay") and not root.startswith("fetch:"):
+            problems.add(f"{where}from", root, "allowed: source, build, install, overlay, fetch:<content>")
         to = _text(item, "to", where, problems)
         if to and (to.startswith("/") or ".." in Path(to).parts):
             problems.add(f"{where}to", to, "must be a path inside the staged prefix")
@@ -332,8 +338,8 @@ def parse_recipe(file: Path, text: str) -> Recipe:
             fetchcontent = FetchContentSpec(_text(fc, "modules", "fetchcontent.", problems),
                                             _texts(fc, "contents", "fetchcontent.", problems))
     build = _build(doc.get("build", MISSING), problems)
-    if build.system == "debian" and not any(s.kind == "deb" for s in sources):
-        problems.add("build.system", "debian", "needs at least one 'deb' source")
+    if build.system == "debian" and not any(s.kind == "deb" and s.stage for s in sources):
+        problems.add("build.system", "debian", "needs at least one staged 'deb' source")
     outputs = _texts(doc, "outputs", "", problems)
     if not outputs:
         problems.add("outputs", doc.get("outputs", MISSING),

@@ -1,0 +1,92 @@
+"""What the build-deps and fetch-sources tasks do, minus flag parsing and printing."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+
+from ..errors import UsageError
+from .runner import DepResult, DepsRunner
+from .source_cache import FetchReport
+
+
+class RichReporter:
+    """Steps as lines on stderr; build output as a live one-line status (all of it with --verbose)."""
+
+    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.verbose = verbose
+        self.quiet = quiet
+        self._status: Any = None
+
+    @contextmanager
+    def live(self) -> Iterator["RichReporter"]:
+        if self.quiet or self.verbose or not self.console.is_terminal:
+            yield self
+            return
+        with self.console.status("") as status:
+            self._status = status
+            try:
+                yield self
+            finally:
+                self._status = None
+
+    def step(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, markup=False)
+
+    def line(self, text: str) -> None:
+        if self.verbose:
+            self.console.print("  " + text, markup=False, style="dim")
+        elif self._status is not None:
+            self._status.update(text[:120], spinner="dots")
+
+
+def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, offline: bool = False,
+                jobs: int = 0, from_source: bool = False, allow_unpinned: bool = False,
+                update: bool = False, reporter: Any = None) -> DepsRunner:
+    from ..toolchains import get_toolchain  # late: only tasks need the registry
+
+    if jobs < 0:
+        raise UsageError(f"--jobs {jobs}: must be 1 or more (0 means one per core)")
+    if offline and update:
+        raise UsageError("--offline cannot be combined with --update",
+                         "--update asks Debian's archive again; drop one of them")
+    toolchain = get_toolchain(toolchain_name or cfg.toolchain, cfg)
+    mirror = (cfg.section("dependencies") or {}).get("debian_mirror")
+    return DepsRunner(cfg, toolchain,
+                      make_executor=lambda: toolchain.executor(cfg, local=local),
+                      offline=offline, jobs=jobs or None,
+                      variant="source" if from_source else "default",
+                      allow_unpinned=allow_unpinned, update=update, reporter=reporter,
+                      mirror=mirror if isinstance(mirror, str) else None)
+
+
+def build_deps(runner: DepsRunner, only: str | None = None, force: bool = False) -> list[DepResult]:
+    reporter = runner.reporter
+    if isinstance(reporter, RichReporter):
+        with reporter.live():
+            return runner.build(only, force=force)
+    return runner.build(only, force=force)
+
+
+def fetch_sources(runner: DepsRunner, only: str | None = None) -> FetchReport:
+    reporter = runner.reporter
+    if isinstance(reporter, RichReporter):
+        with reporter.live():
+            return runner.fetch(only)
+    return runner.fetch(only)
+
+
+def summary_line(result: DepResult) -> str:
+    if result.status == "up to date":
+        return f"{result.name} {result.version}: up to date ({result.prefix})"
+    return f"{result.name} {result.version}: built ({', '.join(result.changed)}) -> {result.prefix}"
+
+
+def print_summary(results: list[DepResult], out=sys.stdout) -> None:
+    for result in results:
+        print(summary_line(result), file=out)

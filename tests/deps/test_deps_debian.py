@@ -1,0 +1,84 @@
+"""Debian's TFLite and ONNX Runtime for debian-arm64: real .debs from Debian's archive.
+
+Fetched with apt-get through a private apt configuration (sid and trixie),
+verified against apt's index, unpacked with dpkg -x inside the toolchain
+container into staged prefixes of aarch64 libraries and headers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from cli_helpers import run_task
+from deps_real_parts import container_project
+from elftools.elf.elffile import ELFFile
+
+from conftest import require_real_part
+from elkbuild.deps import DepsRunner
+from elkbuild.deps.lockfile import LOCK_FILE_NAME
+from elkbuild.executor import LocalExecutor
+
+pytestmark = pytest.mark.slow
+
+
+def debian_reachable() -> bool:
+    done = LocalExecutor().run(["apt-get", "--version"], check=False)
+    return done.returncode == 0
+
+
+def test_onnxruntime_and_tflite_from_debian(tmp_path: Path, request):
+    require_real_part(debian_reachable(), "apt-get", "run on Debian or Ubuntu")
+    cfg, toolchain, make_executor = container_project(request, tmp_path)
+    if isinstance(make_executor(), LocalExecutor):  # developer run without Docker (see deps_real_parts)
+        results = {r.name: r for r in DepsRunner(cfg, toolchain, make_executor=make_executor).build()}
+    else:
+        # As a user runs it: the task, the toolchain's container, JSON for CI.
+        done = run_task("build-deps", "--toolchain", "debian-arm64", "--json", project=cfg.root,
+                        env={"ELKBUILD_CACHE": str(cfg.cache_dir)}, timeout=900)
+        assert done.returncode == 0, done.stderr
+        docs = [json.loads(line) for line in done.stdout.splitlines()]
+        assert {d["status"] for d in docs} == {"built"}
+        results = {d["name"]: SimpleNamespace(prefix=Path(d["prefix"])) for d in docs}
+    assert set(results) == {"onnxruntime", "tflite"}
+
+    expected = {"onnxruntime": ("include/onnxruntime/onnxruntime_cxx_api.h", "lib/libonnxruntime.so"),
+                "tflite": ("include/tensorflow/lite/interpreter.h", "lib/libtensorflow-lite.so")}
+    for name, (header, library) in expected.items():
+        prefix = results[name].prefix
+        assert prefix.parent == cfg.build_dir / "deps" / "debian-arm64"
+        assert (prefix / header).is_file()
+        lib = prefix / library
+        # The -dev package's link, made relative, resolves to the runtime package's library.
+        assert lib.is_symlink() and not os.path.isabs(os.readlink(lib))
+        with open(lib.resolve(), "rb") as handle:
+            elf = ELFFile(handle)
+            assert elf.header["e_machine"] == "EM_AARCH64"
+            assert elf.header["e_type"] == "ET_DYN"
+        assert sorted(p.name for p in prefix.iterdir()) == ["elkbuild-dep.json", "include", "lib"]
+        meta = json.loads((prefix / "elkbuild-dep.json").read_text())
+        assert meta["arch"] == "aarch64" and meta["toolchain"] == "debian-arm64"
+        assert all(s["sha256"] and s["version"] for s in meta["sources"])
+        # Debian's libraries are built for newer suites than the bookworm sysroot: say so.
+        assert tuple(map(int, meta["needs"]["GLIBC"].split("."))) >= (2, 38)
+        assert meta["abi"]["glibc"] == "2.36"
+
+    ort_meta = json.loads((results["onnxruntime"].prefix / "elkbuild-dep.json").read_text())
+    versions = {s["package"]: s["version"] for s in ort_meta["sources"]}
+    assert versions["libonnxruntime-dev"] == versions["libonnxruntime1.21"]
+
+    lock = yaml.safe_load((cfg.root / LOCK_FILE_NAME).read_text())
+    assert {"sid/arm64/libtensorflow-lite-dev", "trixie/arm64/libonnxruntime-dev"} <= set(lock["debs"])
+
+    def no_container():
+        raise AssertionError("an up-to-date build must not start the container")
+
+    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True)
+    assert {r.status for r in offline.build()} == {"up to date"}
+    again = run_task("build-deps", "--toolchain", "debian-arm64", "--offline", project=cfg.root,
+                     env={"ELKBUILD_CACHE": str(cfg.cache_dir)})
+    assert again.returncode == 0 and again.stdout.count(": up to date") == 2, again.stderr
