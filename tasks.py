@@ -231,7 +231,8 @@ def _password(ask, boards=()):
                 "plugin": "a .vst3 bundle folder or a built plugin project's name (repeatable)",
                 "model": "a model file to put in plugins/models/ (repeatable)",
                 "config": "a ready Sushi JSON config to deploy and start",
-                "rig": "a rig (YAML) rendered to the Sushi config for the board's OS",
+                "rig": "a rig (YAML file or name in sushi-configs/) rendered to the Sushi "
+                       "config for the board's OS",
                 "json": "print one JSON result (files and bytes sent per board)",
                 "no_progress": "no progress bars"})
 def deploy(c, host=None, board=None, all=False, port=0, user="", os_version="", plugin=None,
@@ -255,11 +256,10 @@ def deploy(c, host=None, board=None, all=False, port=0, user="", os_version="", 
             raise UsageError(f"--config {config!r}: no such file", "check the path")
         sushi_config = (path.name, path.read_bytes(), str(path))
     elif rig:
-        versions = {b.os_version for b in boards}
-        if len(versions) != 1:
-            raise UsageError("--rig with boards of different OS versions",
-                             "deploy to 0.11 and 1.x boards separately")
-        name, data = dep.render_rig_config(cfg, Path(rig), versions.pop())
+        if len({(b.os_version, b.plugin_dir) for b in boards}) != 1:
+            raise UsageError("--rig with boards of different OS versions or plugin folders",
+                             "deploy to each kind of board separately")
+        name, data = dep.render_rig_config(cfg, rig, boards[0])
         sushi_config = (name, data, rig)
     bundles = [dep.resolve_plugin(p, cfg) for p in plugin or ()]
     payload = dep.collect_payload(bundles, sushi_config, [Path(m) for m in model or ()])
@@ -423,24 +423,31 @@ def logs(c, host=None, board=None, port=0, user="", os_version="", password=Fals
 # ==== end deploy ====
 
 # ==== monitor ====
-def _monitor_target(host: str, board: str):
-    """The board named by --board or --host (or the only configured one), and the
-    config key its os_version comes from (None for an ad-hoc --host board)."""
+def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
+    """The one board named by --board or --host (or the only configured one), and
+    where its os_version comes from, to check against the board (None: detect)."""
+    from elkbuild.board import select_boards
     from elkbuild.errors import UsageError
 
-    cfg = load()
     if host and board:
         raise UsageError("give --host or --board, not both")
-    if board:
-        return cfg.board(board), f"boards.{board}.os_version"
+    cfg = load()
+    (target,) = select_boards(cfg, [host] if host else (), [board] if board else (), False,
+                              int(port) if port else None, user or None, os_version or None)
     if host:
-        return cfg.board_for_host(host), None
-    boards = cfg.boards
-    if len(boards) == 1:
-        name = next(iter(boards))
-        return boards[name], f"boards.{name}.os_version"
-    known = ", ".join(sorted(boards)) or "none configured"
-    raise UsageError(f"which board? use --board NAME or --host HOST (boards: {known})")
+        return target, ("--os-version" if os_version else None)
+    return target, f"boards.{target.name}.os_version"
+
+
+_MONITOR_BOARD_HELP = {
+    "host": "board address",
+    "board": "a board from elkbuild.yaml",
+    "port": "SSH port for --host (default 22)",
+    "user": "login user for --host (default mind)",
+    "os_version": "Elk Audio OS line of --host: 0.11 or 1.x (checked against the board)",
+    "password": "ask for the board password (or set ELKBUILD_BOARD_PASSWORD); never stored",
+    "trust_host_key": "accept and record an UNKNOWN host key (prints its fingerprint)",
+}
 
 
 def _monitor_connect(target, password: bool, trust_host_key: bool):
@@ -450,7 +457,8 @@ def _monitor_connect(target, password: bool, trust_host_key: bool):
                    password=resolve_password(password, target))
 
 
-@elk_task(help={"host": "board address (an ad-hoc board; its OS version is detected)",
+@elk_task(help={**_MONITOR_BOARD_HELP,
+                "host": "board address (an ad-hoc board; its OS version is detected)",
                 "board": "a board from elkbuild.yaml (its os_version is checked)",
                 "interval": "seconds between snapshots (default 0.5)",
                 "duration": "stop after this many seconds (default: until Ctrl-C)",
@@ -461,12 +469,11 @@ def _monitor_connect(target, password: bool, trust_host_key: bool):
                 "source": "analyse a saved capture (concatenated `cat /proc/xenomai/sched/"
                           "stat` or `evl ps -s` output) instead of a board",
                 "save": "also write what the board printed to this file (replay it with "
-                        "--source)",
-                "password": "ask for the board password (or set ELKBUILD_BOARD_PASSWORD)",
-                "trust_host_key": "accept and record an unknown host key"},
+                        "--source)"},
           auto_shortflags=False)
-def monitor(c, host="", board="", interval=0.5, duration=0.0, grace=3.0, json=False,
-            fail_on_switch=False, source="", save="", password=False, trust_host_key=False):
+def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, duration=0.0,
+            grace=3.0, json=False, fail_on_switch=False, source="", save="", password=False,
+            trust_host_key=False):
     """Watch the real-time threads' mode switches (MSW on 0.11, ISW on 1.x) live."""
     from elkbuild import monitor as _monitor
     from elkbuild.cli import emit_json
@@ -482,14 +489,14 @@ def monitor(c, host="", board="", interval=0.5, duration=0.0, grace=3.0, json=Fa
             raise UsageError("--source reads a capture: leave out --host, --board and --save")
         _monitor.monitor_capture(Path(source), options, presenter)
         return
-    target, config_key = _monitor_target(host, board)
+    target, config_key = _monitor_target(host, board, port, user, os_version)
     with _monitor_connect(target, password, trust_host_key) as conn:
         _monitor.monitor_board(conn, options, presenter,
                                expected_os=target.os_version if config_key else None,
                                config_key=config_key, save=Path(save) if save else None)
 
 
-@elk_task(help={"host": "board address", "board": "a board from elkbuild.yaml",
+@elk_task(help={**_MONITOR_BOARD_HELP,
                 "config": "the Sushi JSON config on the board (passed to sushi -c)",
                 "sushi": "the Sushi binary to run (default sushi_b64: gdb needs the ELF, "
                          "not the /usr/bin/sushi wrapper)",
@@ -498,20 +505,22 @@ def monitor(c, host="", board="", interval=0.5, duration=0.0, grace=3.0, json=Fa
                              "or a qemu gdb stub) and debug it from here through SSH",
                 "gdb": "the gdb to use (default: gdb on the board; gdb-multiarch here "
                        "with --gdbserver)",
-                "json": "print the result as one JSON object",
-                "password": "ask for the board password (or set ELKBUILD_BOARD_PASSWORD)",
-                "trust_host_key": "accept and record an unknown host key"},
+                "json": "print the result as one JSON object"},
           auto_shortflags=False)
-def debug(c, config="", host="", board="", sushi="", timeout=60.0, gdbserver="", gdb="",
-          json=False, password=False, trust_host_key=False):
+def debug(c, config="", host="", board="", port=0, user="", os_version="", sushi="",
+          timeout=60.0, gdbserver="", gdb="", json=False, password=False, trust_host_key=False):
     """Run Sushi under gdb with --debug-mode-sw; print the backtrace of the first mode switch."""
     from elkbuild import debug as _debug
     from elkbuild.cli import emit_json
 
     arguments = _debug.sushi_args(config)
     program = sushi or _debug.DEFAULT_SUSHI
-    target, _ = _monitor_target(host, board)
+    target, _ = _monitor_target(host, board, port, user, os_version)
     with _monitor_connect(target, password, trust_host_key) as conn:
+        if not json:
+            where = f"under {gdbserver} on the board, gdb here" if gdbserver else "under gdb"
+            print(f"running {program} {where} ({target.address}); waiting up to "
+                  f"{float(timeout):g} s for its first mode switch", flush=True)
         if gdbserver:
             result = _debug.debug_via_server(conn, program, arguments, server=gdbserver,
                                              gdb=gdb or "gdb-multiarch", timeout=float(timeout))
@@ -526,6 +535,49 @@ def debug(c, config="", host="", board="", sushi="", timeout=60.0, gdbserver="",
 # ==== end monitor ====
 
 # ==== docker ====
+@elk_task(help={
+    "toolchain": "toolchain whose image to build (default: the project's toolchain)",
+    "seed_base": "make the base image from Debian packages even if it exists (air-gapped hosts)",
+    "sdk_installer": "a local Elk-PI SDK installer (.sh) instead of downloading it",
+    "sdk_sha256": "the installer's sha256, checked before it is used",
+    "force": "rebuild even when the image's inputs are unchanged",
+    "mirror": "Debian mirror for the base image and the sysroot (default: deb.debian.org)",
+    "json": "print the result as one JSON object",
+})
+def docker_image(c, toolchain="", seed_base=False, sdk_installer="", sdk_sha256="", force=False,
+                 mirror="", json=False, verbose=False):
+    """Build a toolchain's Docker image; reused while its inputs are unchanged."""
+    from elkbuild.cli import emit_json
+    from elkbuild.docker_commands import BuildDisplay, build_image, image_toolchain
+
+    cfg = load()
+    chosen = image_toolchain(toolchain or cfg.toolchain, sdk_installer=sdk_installer,
+                             sdk_sha256=sdk_sha256, cfg=cfg)
+    result = build_image(cfg, chosen, seed_base=seed_base, force=force, mirror=mirror or None,
+                         display=BuildDisplay(verbose=verbose, quiet=json))
+    if json:
+        emit_json(result.as_dict())
+    else:
+        how = "unchanged, reused" if result.reused else "built"
+        seeded = " (base image seeded from Debian packages)" if result.seeded_base else ""
+        print(f"{result.tag}: {how} in {result.seconds:.1f} s{seeded}")
+
+
+@elk_task(help={
+    "start": "start elkbuild's private Docker engine if no engine answers",
+    "stop": "stop elkbuild's private Docker engine",
+    "json": "print the engine's state as one JSON object",
+})
+def docker_engine(c, start=False, stop=False, json=False):
+    """Show, start or stop the Docker engine elkbuild builds with."""
+    from elkbuild.cli import emit_json
+    from elkbuild.docker_commands import engine_command
+
+    state = engine_command(load(), start=start, stop=stop)
+    if json:
+        emit_json(state)
+    else:
+        print("  ".join(f"{key}={value}" for key, value in sorted(state.items())))
 # ==== end docker ====
 
 # ==== deps ====
@@ -617,4 +669,77 @@ def test(c, k="", fast=False):
         argv += ["-m", "not slow"]
     os.chdir(PROJECT_DIR)
     os.execv(sys.executable, argv)  # pytest's own output and exit code, unchanged
+
+
+@elk_task(help={"engine": "inference engine: onnx or tflite",
+                "kind": "effect (inference on every block) or classifier (onsets -> worker)",
+                "model": "the trained model: a .onnx or .tflite file",
+                "manufacturer": "company name hosts show (kept from plugin.yaml when re-rendering)",
+                "manufacturer_code": "JUCE manufacturer code: 4 characters, first uppercase",
+                "plugin_code": "JUCE plugin code: 4 characters, first uppercase (default: from NAME)",
+                "description": "one line describing the plugin",
+                "force": "render an existing project again (its identity is kept)",
+                "json": "print the result as one JSON object"})
+def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufacturer_code=None,
+               plugin_code=None, description=None, force=False, json=False):
+    """Render a JUCE VST3 plugin project for a model into plugins/NAME."""
+    from elkbuild.cli import emit_json
+    from elkbuild.errors import UsageError
+    from elkbuild.plugin_project import plugins_dir
+    from elkbuild.plugins import NewPlugin, new_plugin as render
+
+    for flag, value in (("--engine", engine), ("--kind", kind), ("--model", model)):
+        if not value:
+            raise UsageError(f"{flag} is required", "e.g. invoke new-plugin Fuzz --engine onnx "
+                             "--kind effect --model fuzz.onnx")
+    cfg = load()
+    request = NewPlugin(name=name, engine=engine, kind=kind, model=Path(model),
+                        manufacturer=manufacturer, manufacturer_code=manufacturer_code,
+                        plugin_code=plugin_code, description=description)
+    project = render(request, plugins_dir(cfg.root, cfg.get("project.plugins_dir")), force=force)
+    if json:
+        emit_json({"project": str(project.root), "name": project.identity.name,
+                   "engine": project.engine, "kind": project.kind, "model": str(project.model)})
+    else:
+        print(f"new-plugin: {project.root} ({project.kind}, {project.engine}, "
+              f"model {project.model.name})")
+
+
+@elk_task(help={"out": "folder for the models (default: <cache>/example-models)",
+                "json": "print the models and their reference outputs as JSON"})
+def example_models(c, out="", json=False):
+    """Make the example models (ONNX saturator, TFLite classifier) and print reference outputs."""
+    from elkbuild.cli import emit_json
+    from elkbuild.example_models import reference_outputs, write_examples
+
+    cfg = load()
+    folder = Path(out) if out else cfg.cache_dir / "example-models"
+    written = write_examples(folder)
+    for name, path in written.items():
+        ref = reference_outputs(path)
+        if json:
+            emit_json({"model": str(path), **ref})
+        else:
+            print(f"{path}: {ref['engine']} {ref['input_shape']} -> {ref['output_shape']}, "
+                  f"first outputs {[round(v, 6) for v in ref['output'][:4]]}")
+
+
+@elk_task(help={"jobs": "parallel compile jobs (default 2)",
+                "json": "print the result as one JSON object"})
+def build_native(c, name, jobs=2, json=False):
+    """Build plugins/NAME for this machine (x86_64) with JUCE and ONNX Runtime's wheel."""
+    from elkbuild.cli import emit_json
+    from elkbuild.executor import LocalExecutor
+    from elkbuild.plugin_project import plugins_dir
+    from elkbuild.plugins import build_native as build
+
+    cfg = load()
+    project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / name
+    result = build(project, LocalExecutor(), cfg.cache_dir, cfg.build_dir, jobs=int(jobs),
+                   on_line=None if json else (lambda line: print(line, flush=True)))
+    if json:
+        emit_json({"bundle": str(result.bundle), "binary": str(result.binary),
+                   "seconds": round(result.seconds, 1)})
+    else:
+        print(f"build-native: {result.bundle} in {result.seconds:.0f} s")
 # ==== end project ====

@@ -112,3 +112,26 @@ class HostKeyError(BoardError):
 
 class BuildError(ElkbuildError):
     """A toolchain, dependency or plugin build failed."""
+
+
+class CaptureError(ElkbuildError):
+    """A mode-switch report (a saved capture or the board's live output) has a line
+    that fits neither /proc/xenomai/sched/stat nor `evl ps -s`."""
+
+    def __init__(self, source: str | Path, line: int, text: str, problem: str,
+                 hint: str | None = None) -> None:
+        self.source = str(source)
+        self.line = line
+        self.text = text
+        shown = text.strip()
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{self.source}:{line}: {problem}: {shown!r}",
+                         hint or "fix or delete that line; a capture is reports exactly as "
+                                 "`cat /proc/xenomai/sched/stat` or `evl ps -s` print them")
+
+
+class ModeSwitchDetected(ElkbuildError):
+    """Real-time threads switched to Linux after the start-up grace period."""
+
+    exit_code = 3

@@ -13,6 +13,9 @@ manufacturer_code: Elkb     # 4 characters, first one uppercase
 plugin_code: Nsat           # 4 characters, first one uppercase
 vst3_class_name: NeuralSaturator   # optional; defaults to name
 description: A one-line summary     # optional
+engine: onnx                        # build keys, read by elkbuild.plugins
+kind: effect
+model: saturator.onnx
 ```
 """
 
@@ -41,6 +44,20 @@ _VST3_NAME_MAX = 63
 
 _REQUIRED = ("name", "manufacturer", "manufacturer_code", "plugin_code")
 _OPTIONAL = ("vst3_class_name", "description")
+# How the project is built (engine, kind, model file); elkbuild.plugins validates them.
+BUILD_KEYS = ("engine", "kind", "model")
+
+NAME_RULE = ("must start with a letter and hold only letters, digits, '-' and '_' "
+             "(at most 63 characters)")
+CODE_RULE = "must be 4 letters or digits, the first one uppercase (e.g. 'Abcd')"
+
+
+def name_is_valid(name: str) -> bool:
+    return bool(_NAME.fullmatch(name))
+
+
+def code_is_valid(code: str) -> bool:
+    return bool(_JUCE_CODE.fullmatch(code))
 
 
 @dataclass(frozen=True)
@@ -95,13 +112,12 @@ def load_identity(source: Path) -> PluginIdentity:
     """Read and validate one plugin.yaml; the folder name must equal `name`."""
     data = read_yaml_file(source)
     for key in data:
-        if key not in _REQUIRED + _OPTIONAL:
+        if key not in _REQUIRED + _OPTIONAL + BUILD_KEYS:
             raise ConfigError(source, str(key), MISSING, "is not a known key; allowed: "
-                              + ", ".join(_REQUIRED + _OPTIONAL))
+                              + ", ".join(_REQUIRED + _OPTIONAL + BUILD_KEYS))
     name = _text(source, data, "name", True)
-    if not _NAME.fullmatch(name):
-        raise ConfigError(source, "name", name, "must start with a letter and hold only "
-                          "letters, digits, '-' and '_' (at most 63 characters)",
+    if not name_is_valid(name):
+        raise ConfigError(source, "name", name, NAME_RULE,
                           "it names the .vst3 bundle and the CMake target")
     if source.parent.name != name:
         raise ConfigError(source, "name", name, f"must equal its folder name "
@@ -109,9 +125,8 @@ def load_identity(source: Path) -> PluginIdentity:
     codes = {}
     for key in ("manufacturer_code", "plugin_code"):
         code = _text(source, data, key, True)
-        if not _JUCE_CODE.fullmatch(code):
-            raise ConfigError(source, key, code, "must be 4 letters or digits, the first "
-                              "one uppercase (e.g. 'Abcd')")
+        if not code_is_valid(code):
+            raise ConfigError(source, key, code, CODE_RULE)
         codes[key] = code
     class_name = _text(source, data, "vst3_class_name", False) or name
     if len(class_name.encode("utf-8")) > _VST3_NAME_MAX:
