@@ -588,20 +588,21 @@ def docker_engine(c, start=False, stop=False, json=False):
     "jobs": "parallel compile jobs (default: one per core)",
     "local": "build on this host instead of in the toolchain's container",
     "from_source": "use a recipe that compiles the dependency where one exists",
+    "variant": "prefer recipes of this variant: source, or debian (Debian's own engine builds)",
     "allow_unpinned": "download sources whose sha256 is not known yet and pin them in elkbuild-deps.lock.yaml",
     "force": "rebuild even when every input is unchanged",
     "json": "print one JSON object per dependency",
 })
 def build_deps(c, toolchain="", only="", offline=False, jobs=0, local=False, from_source=False,
-               allow_unpinned=False, force=False, json=False, verbose=False):
+               variant="", allow_unpinned=False, force=False, json=False, verbose=False):
     """Fetch, patch, build and stage dependencies into build/deps/<toolchain>/<name>-<version>/."""
     from elkbuild.cli import emit_json
     from elkbuild.deps import commands
 
     reporter = commands.RichReporter(verbose=verbose, quiet=json)
     runner = commands.make_runner(load(), toolchain or None, local=local, offline=offline, jobs=jobs,
-                                  from_source=from_source, allow_unpinned=allow_unpinned,
-                                  reporter=reporter)
+                                  from_source=from_source, variant=variant,
+                                  allow_unpinned=allow_unpinned, reporter=reporter)
     results = commands.build_deps(runner, only or None, force=force)
     if json:
         for result in results:
@@ -614,19 +615,21 @@ def build_deps(c, toolchain="", only="", offline=False, jobs=0, local=False, fro
     "toolchain": "toolchain whose recipes to prefetch (default: the project's toolchain)",
     "only": "prefetch only this dependency",
     "from_source": "prefetch the from-source recipes' inputs",
+    "variant": "prefetch the inputs of this variant's recipes (source or debian)",
     "allow_unpinned": "download sources whose sha256 is not known yet and pin them",
     "update": "resolve Debian packages again (moving suites like sid) and re-pin them",
     "json": "print what was fetched as one JSON object",
 })
-def fetch_sources(c, toolchain="", only="", from_source=False, allow_unpinned=False, update=False,
-                  json=False, verbose=False):
+def fetch_sources(c, toolchain="", only="", from_source=False, variant="", allow_unpinned=False,
+                  update=False, json=False, verbose=False):
     """Download every source the toolchain's recipes need into the verified source cache."""
     from elkbuild.cli import emit_json
     from elkbuild.deps import commands
 
     reporter = commands.RichReporter(verbose=verbose, quiet=json)
     runner = commands.make_runner(load(), toolchain or None, from_source=from_source,
-                                  allow_unpinned=allow_unpinned, update=update, reporter=reporter)
+                                  variant=variant, allow_unpinned=allow_unpinned, update=update,
+                                  reporter=reporter)
     report = commands.fetch_sources(runner, only or None)
     if json:
         emit_json({"fetched": report.fetched, "cached": report.cached, "pinned": report.pinned_now})

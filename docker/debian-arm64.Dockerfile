@@ -16,12 +16,19 @@ ENV CCACHE_DIR=/ccache
 # The sysroot is unpacked, not installed (--variant=extract): no maintainer
 # scripts run for the foreign architecture. Absolute symlinks inside it would
 # point into this image's own /lib, so they are made relative within the sysroot.
+# JUCE 7.0.5 (its CMake package, modules and the host tool juceaide, which needs
+# libfreetype6) is unpacked rather than installed: the package depends on GTK,
+# WebKit and curl -dev packages for GUIs that a headless plugin never builds, and
+# what the plugin does link (X11 headers, freetype, png, jpeg) comes from the sysroot.
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         ca-certificates cmake ninja-build ccache pkg-config python3 make file \
-        g++ g++-aarch64-linux-gnu qemu-user-static mmdebstrap patchelf xz-utils; \
+        g++ g++-aarch64-linux-gnu qemu-user-static mmdebstrap patchelf xz-utils \
+        libfreetype6; \
+    cd /tmp; apt-get download juce-modules-source juce-modules-source-data; \
+    for deb in juce-modules-source*.deb; do dpkg-deb -x "$deb" /; done; rm -f juce-*.deb; cd /; \
     mkdir -p "$SYSROOT"; \
     mmdebstrap --mode=root --variant=extract --architectures=arm64 --quiet \
         --include="$(echo $SYSROOT_PACKAGES | tr ' ' ',')" \

@@ -14,13 +14,17 @@ ENV CCACHE_DIR=/ccache
 
 # One RUN: fewer layers, and no copy of the installer left in any of them. The
 # SDK's relocation step needs python3, file and xz; g++ builds host tools such as
-# JUCE's juceaide.
+# JUCE's juceaide. JUCE 7.0.5 itself (CMake package, modules, juceaide) is
+# unpacked, not installed: its package pulls GTK/WebKit -dev packages a headless
+# plugin never uses; the libraries the plugin links come from the SDK's sysroot.
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         ca-certificates cmake ninja-build ccache pkg-config python3 make file \
-        g++ xz-utils bzip2 git; \
+        g++ xz-utils bzip2 git libfreetype6; \
+    cd /tmp; apt-get download juce-modules-source juce-modules-source-data; \
+    for deb in juce-modules-source*.deb; do dpkg-deb -x "$deb" /; done; rm -f juce-*.deb; cd /; \
     python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
         "$SDK_INSTALLER_URL" /tmp/elk-sdk-installer.sh; \
     echo "$SDK_INSTALLER_SHA256  /tmp/elk-sdk-installer.sh" | sha256sum -c -; \

@@ -84,7 +84,7 @@ def test_unknown_host_key_is_refused_then_trusted_explicitly(elk, tmp_path, caps
 
     with connect(board, trust_host_key=True) as conn:
         assert conn.executor.run(["id", "-un"]).stdout.strip() == elk.user
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # stdout stays clean for --json
     assert "trusted host key" in printed and "SHA256:" in printed
     recorded = empty.read_text()
     key_words = elk.host_key_line.split()

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 from rich.console import Console
 
 from ..errors import UsageError
+from .recipes import VARIANTS
 from .runner import DepResult, DepsRunner
 from .source_cache import FetchReport
 
@@ -46,8 +47,9 @@ class RichReporter:
 
 
 def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, offline: bool = False,
-                jobs: int = 0, from_source: bool = False, allow_unpinned: bool = False,
-                update: bool = False, reporter: Any = None) -> DepsRunner:
+                jobs: int = 0, from_source: bool = False, variant: str = "",
+                allow_unpinned: bool = False, update: bool = False,
+                reporter: Any = None) -> DepsRunner:
     from ..toolchains import get_toolchain  # late: only tasks need the registry
 
     if jobs < 0:
@@ -55,12 +57,16 @@ def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, of
     if offline and update:
         raise UsageError("--offline cannot be combined with --update",
                          "--update asks Debian's archive again; drop one of them")
+    if variant and variant not in VARIANTS:
+        raise UsageError(f"--variant {variant!r}: not a recipe variant", f"choose one of: {', '.join(VARIANTS)}")
+    if variant and from_source and variant != "source":
+        raise UsageError(f"--from-source with --variant {variant}", "give one of them")
     toolchain = get_toolchain(toolchain_name or cfg.toolchain, cfg)
     mirror = (cfg.section("dependencies") or {}).get("debian_mirror")
     return DepsRunner(cfg, toolchain,
                       make_executor=lambda: toolchain.executor(cfg, local=local),
                       offline=offline, jobs=jobs or None,
-                      variant="source" if from_source else "default",
+                      variant="source" if from_source else (variant or "default"),
                       allow_unpinned=allow_unpinned, update=update, reporter=reporter,
                       mirror=mirror if isinstance(mirror, str) else None)
 

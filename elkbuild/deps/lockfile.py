@@ -42,7 +42,7 @@ class PinFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, dict[str, Any]] = {"urls": {}, "git": {}, "debs": {}, "deb-src": {}}
+        self.data: dict[str, dict[str, Any]] = {"urls": {}, "git": {}, "debs": {}, "deb-src": {}, "wheels": {}}
         if path.is_file():
             try:
                 loaded = yaml.safe_load(path.read_text()) or {}

@@ -25,11 +25,12 @@ BUILTIN_PATCHES = Path(__file__).resolve().parent / "patches"
 UNKNOWN_SHA256 = "unknown"
 """A download whose digest nobody has verified yet; see elkbuild.deps.lockfile."""
 
-SOURCE_KINDS = ("url", "git", "deb", "deb-src", "path")
+SOURCE_KINDS = ("url", "git", "deb", "deb-src", "wheel", "path")
 BUILD_SYSTEMS = ("cmake", "copy", "debian")
-VARIANTS = ("default", "source")
+VARIANTS = ("default", "source", "debian")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_PINNED_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][A-Za-z0-9.+!-]*$")
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class Source:
     url: str = ""                 # url, git
     sha256: str = UNKNOWN_SHA256  # url
     tag: str = ""                 # git
-    package: str = ""             # deb, deb-src
+    package: str = ""             # deb, deb-src; wheel: the requirement, e.g. onnxruntime==1.21.1
     suite: str = ""               # deb, deb-src
     arch: str = "arm64"           # deb
     path: str = ""                # path (relative to the recipe file)
     strip_components: int = 1     # url archives: leading folders to drop
     stage: bool = True            # deb: False = a build-time package, unpacked for the build only
+    platform: str = ""            # wheel: platform tag, e.g. manylinux2014_aarch64
+    python: str = ""              # wheel: Python version whose wheel is taken, e.g. 3.11
 
     @property
     def pinned(self) -> bool:
@@ -191,7 +194,8 @@ def _source(doc: Any, index: int, problems: _Problems) -> Source | None:
         problems.add(f"sources[{index}]", sorted(doc), f"exactly one of {', '.join(SOURCE_KINDS)} is required")
         return None
     kind = kinds[0]
-    _unknown_keys(doc, ("id", *SOURCE_KINDS, "sha256", "tag", "suite", "arch", "strip_components", "stage"),
+    _unknown_keys(doc, ("id", *SOURCE_KINDS, "sha256", "tag", "suite", "arch", "strip_components", "stage",
+                        "platform", "python"),
                   where, problems)
     source_id = _text(doc, "id", where, problems)
     if source_id and not _NAME.match(source_id):
@@ -221,6 +225,14 @@ def _source(doc: Any, index: int, problems: _Problems) -> Source | None:
             problems.add(f"{where}stage", stage, "expected true or false (binary packages only)")
         else:
             fields["stage"] = stage
+    elif kind == "wheel":
+        requirement = _text(doc, "wheel", where, problems)
+        if requirement and not _PINNED_REQUIREMENT.match(requirement):
+            problems.add(f"{where}wheel", requirement, "expected an exact requirement, e.g. onnxruntime==1.21.1")
+        fields["package"] = requirement
+        fields["platform"] = _text(doc, "platform", where, problems)
+        fields["python"] = _text(doc, "python", where, problems, required=False, default="3.11")
+        fields["strip_components"] = 0  # a wheel's files sit at its top level
     else:
         fields["path"] = _text(doc, "path", where, problems)
     return Source(**fields)
@@ -382,11 +394,17 @@ def select(recipes: Iterable[Recipe], toolchain: str, only: str | None = None,
            variant: str = "default") -> list[Recipe]:
     """The recipes to build for `toolchain`: one per dependency name.
 
-    `variant="source"` prefers a from-source recipe where one exists.
+    A variant (`source`, `debian`) is preferred where a recipe of it exists; a
+    dependency without one falls back to its default recipe.
     """
     fitting = [r for r in recipes if r.fits(toolchain)]
+
+    def preference(recipe: Recipe) -> tuple[str, int]:
+        rank = 0 if recipe.variant == variant else 1 if recipe.variant == "default" else 2
+        return recipe.name, rank
+
     by_name: dict[str, Recipe] = {}
-    for recipe in sorted(fitting, key=lambda r: (r.name, r.variant != variant)):
+    for recipe in sorted(fitting, key=preference):
         by_name.setdefault(recipe.name, recipe)
     if only:
         if only not in by_name:

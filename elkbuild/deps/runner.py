@@ -259,18 +259,18 @@ class DepsRunner:
             changed_files = apply_patches(source_tree, recipe.patch_files())
             self.reporter.step(f"{recipe.key}: patched {', '.join(changed_files)}")
         fetch_dirs = self._fetchcontent(recipe, source_tree, work, roots)
+        prefix_path = []
+        build_debs = [paths[s.id] for s in recipe.sources if s.kind == "deb" and not s.stage]
+        if build_debs:
+            # Build-time packages keep Debian's /usr layout, so their CMake package
+            # files (which locate their prefix relative to themselves) work as they are.
+            overlay = work / "overlay"
+            self.reporter.step(f"{recipe.key}: unpacking {len(build_debs)} build-time package(s)")
+            staging.unpack_overlay(self._executor_for_build(), build_debs, overlay)
+            prefix_path.append(overlay / "usr")
+            roots["overlay"] = overlay
         if recipe.build.system == "cmake":
             executor = self._executor_for_build()
-            prefix_path = []
-            build_debs = [paths[s.id] for s in recipe.sources if s.kind == "deb" and not s.stage]
-            if build_debs:
-                # Build-time packages keep Debian's /usr layout, so their CMake package
-                # files (which locate their prefix relative to themselves) work as they are.
-                overlay = work / "overlay"
-                self.reporter.step(f"{recipe.key}: unpacking {len(build_debs)} build-time package(s)")
-                staging.unpack_overlay(executor, build_debs, overlay)
-                prefix_path.append(overlay / "usr")
-                roots["overlay"] = overlay
             use_ccache = not isinstance(executor, LocalExecutor) or shutil.which("ccache") is not None
             steps = cmake_build.plan(recipe, self.toolchain, work, source_tree, fetch_dirs, self.jobs,
                                      use_ccache=use_ccache, prefix_path=prefix_path,

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -79,6 +80,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def wheel_key(source: Source) -> str:
+    return f"{source.package}/{source.platform}/py{source.python}"
+
+
 def url_basename(url: str) -> str:
     name = Path(urllib.parse.urlparse(url).path).name
     return re.sub(r"[^A-Za-z0-9._+-]", "_", name) or "download"
@@ -126,6 +131,9 @@ class SourceCache:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{source.url}@{source.tag}").strip("_")
         return self.root / "git" / f"{slug}.tar"
 
+    def wheel_dir(self, sha256: str) -> Path:
+        return self.root / "wheels" / sha256
+
     def debsrc_dir(self, source: Source) -> Path:
         return self.root / "deb-src" / source.suite / source.package
 
@@ -141,6 +149,9 @@ class SourceCache:
             return str(entry["sha256"]) if entry else None
         if source.kind == "deb":
             entry = self.pins.get("debs", pin_key(source.suite, source.arch, source.package))
+            return str(entry["sha256"]) if entry else None
+        if source.kind == "wheel":
+            entry = self.pins.get("wheels", wheel_key(source))
             return str(entry["sha256"]) if entry else None
         if source.kind == "deb-src":
             pin = self.debsrc_pin(source)
@@ -194,6 +205,14 @@ class SourceCache:
                 return None
             return Missing(f"{label} {pin.file_name}",
                            f"`apt-get download {pin.package}:{pin.arch}={pin.version}` and put it in {self.incoming}")
+        if source.kind == "wheel":
+            if sha and self.cached_wheel(sha) is not None:
+                return None
+            return Missing(f"{label} wheel {source.package} ({source.platform})",
+                           "run `invoke fetch-sources` once with access to PyPI, or `pip download "
+                           f"--no-deps --only-binary=:all: --platform {source.platform} "
+                           f"--python-version {source.python} {source.package}` and put the .whl in "
+                           f"{self.incoming}")
         if source.kind == "deb-src":
             pin = self.debsrc_pin(source)
             if pin is None:
@@ -234,6 +253,8 @@ class SourceCache:
             return self._fetch_git(label, source, executor, report)
         if source.kind == "deb":
             return self._fetch_deb(label, source, executor, report)
+        if source.kind == "wheel":
+            return self._fetch_wheel(label, source, executor, report)
         return self._fetch_debsrc(label, source, executor, report)
 
     def _fetch_url(self, label: str, source: Source, report: FetchReport) -> Path:
@@ -325,6 +346,52 @@ class SourceCache:
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def cached_wheel(self, sha256: str) -> Path | None:
+        found = sorted(self.wheel_dir(sha256).glob("*.whl")) if self.wheel_dir(sha256).is_dir() else []
+        return found[0] if found else None
+
+    def _fetch_wheel(self, label: str, source: Source, executor: Executor, report: FetchReport) -> Path:
+        """A binary wheel from PyPI through pip (the registry's own client), for its
+        prebuilt native library. Pinned by digest at first download, like a .deb."""
+        sha = self.expected_sha256(source)
+        if sha is not None:
+            cached = self.cached_wheel(sha)
+            if cached is not None:
+                report.cached.append(label)
+                return cached
+            dropped = sorted(self.incoming.glob("*.whl")) if self.incoming.is_dir() else []
+            for wheel in dropped:
+                if sha256_file(wheel) == sha:
+                    target = self.wheel_dir(sha) / wheel.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(wheel, target)
+                    report.cached.append(label)
+                    return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".wheel-") as tmp:
+            executor.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                          "--disable-pip-version-check", "--only-binary=:all:",
+                          "--platform", source.platform, "--python-version", source.python,
+                          "--dest", tmp, source.package],
+                         hint=f"{label}: pip needs access to PyPI (or put the .whl in {self.incoming})")
+            wheels = sorted(Path(tmp).glob("*.whl"))
+            if len(wheels) != 1:
+                raise BuildError(f"{label}: pip download of {source.package} gave {len(wheels)} wheels",
+                                 "name one exact version and one platform in the recipe")
+            digest = sha256_file(wheels[0])
+            if sha is not None and digest != sha:
+                raise ChecksumMismatch(f"{label}: {wheels[0].name} has sha256 {digest}, expected {sha}",
+                                       "the registry served another file; nothing was stored")
+            target = self.wheel_dir(digest) / wheels[0].name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(wheels[0], target)
+        if sha is None:
+            self.pins.put("wheels", wheel_key(source), {"sha256": digest, "file": target.name,
+                                                        "pinned": now(), "how": "first pip download"})
+            report.pinned_now.append(f"{source.package} ({source.platform}) sha256={digest}")
+        report.fetched.append(label)
+        return target
 
     def _apt(self, source: Source, executor: Executor, arch: str) -> AptRoot:
         apt = AptRoot(self.cache_dir, source.suite, arch, **({"mirror": self.mirror} if self.mirror else {}),

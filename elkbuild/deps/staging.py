@@ -49,10 +49,12 @@ class Stage:
         self.path = final.parent / f".{final.name}.new-{uuid.uuid4().hex[:8]}"
         self.path.mkdir(parents=True)
 
-    def commit(self, metadata: Mapping[str, Any]) -> Path:
-        tmp_meta = self.path / f".{METADATA}.tmp"
-        tmp_meta.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        tmp_meta.replace(self.path / METADATA)
+    def commit(self, metadata: Mapping[str, Any] | None) -> Path:
+        """Swap in the staged tree; `metadata` None writes no elkbuild-dep.json (bundles)."""
+        if metadata is not None:
+            tmp_meta = self.path / f".{METADATA}.tmp"
+            tmp_meta.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+            tmp_meta.replace(self.path / METADATA)
         old = None
         if self.final.exists():
             old = self.final.parent / f".{self.final.name}.old-{uuid.uuid4().hex[:8]}"

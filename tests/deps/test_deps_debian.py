@@ -35,10 +35,12 @@ def test_onnxruntime_and_tflite_from_debian(tmp_path: Path, request):
     require_real_part(debian_reachable(), "apt-get", "run on Debian or Ubuntu")
     cfg, toolchain, make_executor = container_project(request, tmp_path)
     if isinstance(make_executor(), LocalExecutor):  # developer run without Docker (see deps_real_parts)
-        results = {r.name: r for r in DepsRunner(cfg, toolchain, make_executor=make_executor).build()}
+        results = {r.name: r for r in DepsRunner(cfg, toolchain, make_executor=make_executor,
+                                                 variant="debian").build()}
     else:
         # As a user runs it: the task, the toolchain's container, JSON for CI.
-        done = run_task("build-deps", "--toolchain", "debian-arm64", "--json", project=cfg.root,
+        done = run_task("build-deps", "--toolchain", "debian-arm64", "--variant", "debian", "--json",
+                        project=cfg.root,
                         env={"ELKBUILD_CACHE": str(cfg.cache_dir)}, timeout=900)
         assert done.returncode == 0, done.stderr
         docs = [json.loads(line) for line in done.stdout.splitlines()]
@@ -77,8 +79,35 @@ def test_onnxruntime_and_tflite_from_debian(tmp_path: Path, request):
     def no_container():
         raise AssertionError("an up-to-date build must not start the container")
 
-    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True)
+    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True, variant="debian")
     assert {r.status for r in offline.build()} == {"up to date"}
-    again = run_task("build-deps", "--toolchain", "debian-arm64", "--offline", project=cfg.root,
+    again = run_task("build-deps", "--toolchain", "debian-arm64", "--variant", "debian", "--offline",
+                     project=cfg.root,
                      env={"ELKBUILD_CACHE": str(cfg.cache_dir)})
     assert again.returncode == 0 and again.stdout.count(": up to date") == 2, again.stderr
+
+
+def test_default_onnxruntime_is_the_wheels_library_and_runs_on_elk_glibc(tmp_path: Path, request):
+    """The default debian-arm64 engine: PyPI's aarch64 wheel (fetched with pip, pinned
+    by digest) plus Debian's headers; its library needs no newer glibc than Elk 1.x has."""
+    require_real_part(debian_reachable(), "apt-get", "run on Debian or Ubuntu")
+    cfg, toolchain, make_executor = container_project(request, tmp_path)
+    (result,) = DepsRunner(cfg, toolchain, make_executor=make_executor).build(only="onnxruntime")
+    assert (result.status, result.version) == ("built", "1.21.1")
+    library = result.prefix / "lib" / "libonnxruntime.so.1.21.1"
+    with open(library, "rb") as handle:
+        assert ELFFile(handle).header["e_machine"] == "EM_AARCH64"
+    assert (result.prefix / "include" / "onnxruntime_cxx_api.h").is_file()
+    assert not (result.prefix / "include" / "onnxruntime").exists()  # headers at the top
+    glibc = tuple(map(int, result.needs["GLIBC"].split(".")))
+    assert glibc <= (2, 31), f"Elk Audio OS 0.11 has glibc 2.31; the library needs {glibc}"
+
+    lock = yaml.safe_load((cfg.root / LOCK_FILE_NAME).read_text())
+    (pin,) = lock["wheels"].values()
+    assert len(pin["sha256"]) == 64 and pin["file"].endswith("aarch64.whl")
+
+    def no_container():
+        raise AssertionError("an up-to-date build must not start the container")
+
+    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True)
+    assert [r.status for r in offline.build(only="onnxruntime")] == ["up to date"]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from elkbuild.deps.recipes import BUILTIN_RECIPES, load_recipe, load_recipes, select
+import yaml
+
+from elkbuild.deps.recipes import BUILTIN_RECIPES, load_recipe, load_recipes, parse_recipe, select
 from elkbuild.errors import ConfigError, UsageError, ValidationFailed
 from elkbuild.toolchains import TOOLCHAINS
 
@@ -20,14 +22,40 @@ def test_builtin_recipes_cover_every_aarch64_toolchain():
         assert all(r.variant == "default" for r in chosen.values())
 
 
-def test_debian_recipes_are_debian_packages_of_the_right_suites():
-    chosen = {r.name: r for r in select(load_recipes([BUILTIN_RECIPES]), "debian-arm64")}
+def test_debian_arm64_takes_tflite_from_debian_and_onnxruntime_from_its_wheel():
+    recipes = load_recipes([BUILTIN_RECIPES])
+    chosen = {r.name: r for r in select(recipes, "debian-arm64")}
     tflite, ort = chosen["tflite"], chosen["onnxruntime"]
-    assert tflite.build.system == ort.build.system == "debian"
+    assert tflite.build.system == "debian"
     assert {(s.package, s.suite, s.arch) for s in tflite.sources} >= {
         ("libtensorflow-lite-dev", "sid", "arm64"), ("libtensorflow-lite2.14.1", "sid", "arm64")}
-    assert {(s.package, s.suite, s.arch) for s in ort.sources} == {
+    # Debian's own ONNX Runtime needs glibc 2.38: the default is the wheel's library.
+    assert ort.build.system == "copy" and ort.version == "1.21.1"
+    wheel = ort.source("wheel")
+    assert (wheel.kind, wheel.package, wheel.platform) == (
+        "wheel", "onnxruntime==1.21.1", "manylinux_2_27_aarch64")
+    headers = ort.source("headers")
+    assert (headers.kind, headers.package, headers.suite, headers.stage) == (
+        "deb", "libonnxruntime-dev", "trixie", False)
+
+    debian = {r.name: r for r in select(recipes, "debian-arm64", variant="debian")}
+    assert debian["tflite"] is tflite  # no debian variant of its own: the default stays
+    assert debian["onnxruntime"].build.system == "debian"
+    assert {(s.package, s.suite, s.arch) for s in debian["onnxruntime"].sources} == {
         ("libonnxruntime-dev", "trixie", "arm64"), ("libonnxruntime1.21", "trixie", "arm64")}
+
+
+@pytest.mark.parametrize("source, key", [
+    ({"id": "w", "wheel": "onnxruntime>=1.21", "platform": "manylinux_2_27_aarch64"}, "sources[0].wheel"),
+    ({"id": "w", "wheel": "onnxruntime==1.21.1"}, "sources[0].platform"),
+])
+def test_wheel_sources_need_an_exact_version_and_a_platform(tmp_path: Path, source, key):
+    recipe = {"name": "x", "version": "1", "toolchains": ["debian-arm64"], "sources": [source],
+              "build": {"system": "copy"}, "outputs": ["lib/libx.so"]}
+    file = tmp_path / "x.yaml"
+    with pytest.raises(ValidationFailed) as failed:
+        parse_recipe(file, yaml.safe_dump(recipe))
+    assert any(f"x.yaml: {key} " in problem for problem in failed.value.problems), failed.value.problems
 
 
 def test_elk_sdk_tflite_recipe_carries_the_published_fixes():
@@ -48,7 +76,7 @@ def test_elk_sdk_tflite_recipe_carries_the_published_fixes():
 
 def test_from_source_variant_is_preferred_only_when_asked():
     recipes = load_recipes([BUILTIN_RECIPES])
-    assert select(recipes, "debian-arm64", only="onnxruntime")[0].build.system == "debian"
+    assert select(recipes, "debian-arm64", only="onnxruntime")[0].build.system == "copy"
     assert select(recipes, "debian-arm64", only="onnxruntime", variant="source")[0].build.system == "cmake"
 
 
