@@ -212,7 +212,10 @@ def resolve_plugin(spec: str, cfg: Config | None) -> Path:
         return path
     if cfg is not None and cfg.build_dir.is_dir():
         wanted = spec if spec.endswith(".vst3") else f"{spec}.vst3"
-        found = sorted(p for p in cfg.build_dir.rglob(wanted) if p.is_dir())
+        # Assembled bundles (invoke build) first: a raw CMake artefact lacks the
+        # engine's libraries and never passed the ABI gate.
+        found = sorted(p for p in (cfg.build_dir / "bundles").glob(f"*/{wanted}") if p.is_dir()) \
+            or sorted(p for p in cfg.build_dir.rglob(wanted) if p.is_dir())
         if found:
             return max(found, key=lambda p: p.stat().st_mtime)
     raise UsageError(f"--plugin {spec!r}: no such bundle directory and no built plugin of "

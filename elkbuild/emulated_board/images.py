@@ -35,12 +35,14 @@ FILES = ASSETS / "files"
 CUSTOMIZE = ASSETS / "customize.sh"
 
 # The board's package set: only what a real Elk image also offers that the
-# emulation needs (sshd with sftp for transfers). Everything else is a stand-in.
+# emulation needs: sshd with sftp for transfers, and the C++ runtime and ALSA
+# library every plugin host on Elk has (Sushi links both). Everything else is a
+# stand-in.
 ROOTFS_RECIPE = {
     "suite": "bookworm",
     "architecture": "arm64",
     "variant": "essential",
-    "packages": ["openssh-server"],
+    "packages": ["openssh-server", "libstdc++6", "libasound2"],
     "dpkg_excludes": ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                       "/usr/share/info/*"],
 }
