@@ -30,6 +30,7 @@ from .bundle import Bundle, assemble_bundle
 from .deps.build_cache import tree_digest
 from .deps.staging import read_metadata
 from .errors import BuildError, UsageError
+from .juce import patched_juce, patched_juce_key
 from .plugins import PluginProject, load_project
 
 CONFIGS = ("Release", "Debug")
@@ -112,6 +113,7 @@ def _inputs(project: PluginProject, engine: Engine, toolchain: Any, config: str,
         "config": config,
         "board profile": _profile_digest(profile),
         "elkbuild": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+        "juce": patched_juce_key(),
     }
 
 
@@ -134,14 +136,13 @@ def _changed(stamp: Path, inputs: dict[str, str], bundle: Path) -> list[str]:
 
 
 def cmake_configure_argv(project: PluginProject, toolchain: Any, engine: Engine, build_dir: Path,
-                         config: str) -> list[str]:
-    juce = ["-DJUCE_DIR=/usr/lib/x86_64-linux-gnu/cmake/JUCE-7.0.5"] if toolchain.cross else []
+                         config: str, juce_dir: Path) -> list[str]:
     return ["cmake", "-S", str(project.root), "-B", str(build_dir), "-G", "Ninja",
             *toolchain.cmake_args(),
             f"-DCMAKE_BUILD_TYPE={config}",
-            # JUCE's CMake package is a host package: a cross toolchain file confines
-            # find_package() to the sysroot, so it is named directly.
-            *juce,
+            # JUCE's CMake package is a host package (a cross toolchain file confines
+            # find_package() to the sysroot), and elkbuild's patched copy of it.
+            f"-DJUCE_DIR={juce_dir}",
             f"-DELKBUILD_ENGINE={project.engine}",
             f"-DELKBUILD_ENGINE_INCLUDE_DIRS={';'.join(str(d) for d in engine.include_dirs)}",
             f"-DELKBUILD_ENGINE_LIBRARY={engine.library}",
@@ -185,7 +186,8 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Any, make_executor: 
     say(f"{name} ({toolchain.name}, {config}): building, because: {', '.join(changed)}")
     executor = make_executor()
     say(f"{name}: cmake configure ({engine.name} {engine.version})")
-    executor.run(cmake_configure_argv(project, toolchain, engine, build_dir, config),
+    juce_dir = patched_juce(executor, Path(cfg.cache_dir))
+    executor.run(cmake_configure_argv(project, toolchain, engine, build_dir, config, juce_dir),
                  on_line=on_line, hint="see the CMake output above")
     say(f"{name}: compiling ({jobs} jobs)")
     executor.run(["cmake", "--build", str(build_dir), "--target", f"{name}_VST3",

@@ -28,6 +28,7 @@ import jinja2
 
 from .errors import BuildError, ConfigError, ToolMissing, UsageError
 from .executor import Executor
+from .juce import patched_juce
 from .models import ModelError, ModelInfo, TensorInfo, model_format, read_model
 from .plugin_project import (CODE_RULE, IDENTITY_FILE, NAME_RULE, PluginIdentity,
                              code_is_valid, load_identity, name_is_valid)
@@ -395,8 +396,10 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
     prefix = ["nice", "-n", str(niceness)] if niceness is not None else []
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     started = time.monotonic()
+    juce_dir = patched_juce(executor, cache_dir)
     executor.run(["cmake", "-S", str(project.root), "-B", str(build_dir), *generator,
                   "-DCMAKE_BUILD_TYPE=Release",
+                  f"-DJUCE_DIR={juce_dir}",
                   "-DELKBUILD_ENGINE=onnx",
                   f"-DELKBUILD_ENGINE_INCLUDE_DIRS={include}",
                   f"-DELKBUILD_ENGINE_LIBRARY={library}",

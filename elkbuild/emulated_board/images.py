@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..executor import Executor
+from ..rt_check import SOURCES as VST3HOST_SOURCES, build_host
 
 log = logging.getLogger("elkbuild.board")
 
@@ -56,6 +57,7 @@ PROGRAMS = {
     "usr/lib/elk-board/libelk-procshim.so": (["procshim.c", "rt_table.c"],
                                              ["-fPIC", "-shared", "-fvisibility=hidden", "-ldl"]),
 }
+VST3HOST = Path("usr/lib/elk-board/vst3host")
 CROSS_CC = "aarch64-linux-gnu-gcc"
 # -g: the SIGXCPU backtrace through qemu's gdb stub names functions and lines.
 CFLAGS = ["-O1", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
@@ -87,6 +89,9 @@ def assets_key() -> str:
         digest.update(f"{link.relative_to(FILES)} -> {os.readlink(link)}".encode())
     _hash_files(digest, tree, ASSETS)
     _hash_files(digest, [ASSETS / "board-init.sh"], ASSETS)
+    # The VST3 host the board's Sushi runs plugins with (offline mode).
+    _hash_files(digest, sorted(p for p in VST3HOST_SOURCES.iterdir() if p.is_file()),
+                VST3HOST_SOURCES.parent)
     if QEMU_STATIC.exists():
         info = QEMU_STATIC.stat()
         digest.update(f"{info.st_size}:{int(info.st_mtime)}".encode())
@@ -170,6 +175,11 @@ def build_assets(executor: Executor, target: Path, say: Progress) -> None:
         executor.run([CROSS_CC, *CFLAGS, "-o", str(output),
                       *(str(SOURCES / name) for name in sources), *flags],
                      hint="install gcc-aarch64-linux-gnu")
+    say("cross-compiling the VST3 host its Sushi processes files with")
+    host = build_host(executor, target.parent / "vst3host", "aarch64")
+    (partial / VST3HOST).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(host.host, partial / VST3HOST)
+    shutil.copy2(host.interposer, partial / VST3HOST.with_name("librt_interpose.so"))
     for source in sorted(FILES.rglob("*")):
         destination = partial / source.relative_to(FILES)
         if source.is_symlink():
