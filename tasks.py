@@ -740,6 +740,50 @@ def build(c, plugin=None, toolchain="", config="Release", board_profile="", loca
                   f"{result.bundle.path} (bundled: {libraries}; ABI gate: {result.profile} ok)")
 
 
+@elk_task(help={"plugin": "a plugin project in plugins/: built for this machine, then checked",
+                "bundle": "check this .vst3 bundle (built for this machine) instead of a project",
+                "buffer": "samples per block (default 64, Elk's default)",
+                "rate": "sample rate (default 48000)",
+                "blocks": "blocks processed and counted (default 10000)",
+                "allow_engine": "judge only the plugin's own code: calls made inside the engine "
+                                "library (ONNX Runtime allocates in every run) are reported, "
+                                "not failed",
+                "json": "print the report as one JSON object"},
+          auto_shortflags=False)
+def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, allow_engine=False,
+             json=False):
+    """Count allocations, locks and waits on the audio thread of a plugin's process()."""
+    from dataclasses import asdict
+
+    from elkbuild.cli import emit_json
+    from elkbuild.errors import UsageError, ValidationFailed
+    from elkbuild.executor import LocalExecutor
+    from elkbuild.plugin_project import plugins_dir
+    from elkbuild.plugins import build_native as build
+    from elkbuild.rt_check import format_report, rt_check as check
+
+    if bool(plugin) == bool(bundle):
+        raise UsageError("give --plugin NAME or --bundle PATH", "e.g. invoke rt-check --plugin NeuralSaturator")
+    cfg = load()
+    if plugin:
+        project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / plugin
+        target = build(project, LocalExecutor(), cfg.cache_dir, cfg.build_dir).bundle
+    else:
+        target = Path(bundle)
+    report = check(target, LocalExecutor(), cfg.build_dir / "rt-check", blocks=int(blocks),
+                   block=int(buffer), rate=float(rate))
+    if json:
+        emit_json({**asdict(report), "bundle": str(report.bundle), "unsafe": report.unsafe,
+                   "engine_calls": report.engine_calls, "plugin_unsafe": report.plugin_unsafe,
+                   "pass": report.passes(allow_engine)})
+    else:
+        print(format_report(report, allow_engine))
+    if not report.passes(allow_engine):
+        raise ValidationFailed(f"rt-check {report.plugin}", [
+            f"{name}: {count} calls on the audio thread" for name, count in report.offenders.items()],
+            "make process() allocation- and lock-free (see the table above)")
+
+
 @elk_task(help={"out": "folder for the models (default: <cache>/example-models)",
                 "json": "print the models and their reference outputs as JSON"})
 def example_models(c, out="", json=False):

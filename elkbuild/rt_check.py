@@ -34,6 +34,8 @@ CXXFLAGS = ("-std=c++17", "-O2", "-Wall", "-Wextra")
 NON_BLOCKING = frozenset({"pthread_mutex_trylock"})
 """Counted and shown, but not unsafe: a try-lock never waits and never enters the
 kernel (it is how an audio thread takes a lock the message thread may hold)."""
+ENGINE_LIBRARIES = ("libonnxruntime.so", "libtensorflow-lite.so")
+"""Inference engines a plugin bundles: their calls can be told apart (--allow-engine)."""
 DEFAULT_WARMUP = 16
 """Blocks run before counting starts, like the start-up grace of `invoke monitor`."""
 
@@ -249,7 +251,7 @@ class RtReport:
     deadline_us: float
     overruns: int = 0            # blocks whose process() took longer than the deadline
     process_failures: int = 0    # process() calls that did not return kResultOk
-    # The first few distinct call sites of each counted function (the host keeps 8).
+    # The first distinct call sites of each counted function (the host keeps 64).
     callers: dict[str, list[Caller]] = field(default_factory=dict)
     warmup_blocks: int = 0
     startup_calls: int = 0       # calls made during the warm-up blocks (not judged)
@@ -268,12 +270,27 @@ class RtReport:
         return {name: n for name, n in self.counts.items() if n and name not in NON_BLOCKING}
 
     @property
+    def engine_calls(self) -> int:
+        """Unsafe calls recorded as made by an inference engine's own library."""
+        return sum(caller.calls for name, sites in self.callers.items() if name not in NON_BLOCKING
+                   for caller in sites if caller.object.startswith(ENGINE_LIBRARIES))
+
+    @property
+    def plugin_unsafe(self) -> int:
+        """Unsafe calls not proven to come from the engine: the plugin's own code
+        (template and JUCE), or call sites the host could not record."""
+        return self.unsafe - self.engine_calls
+
+    def passes(self, allow_engine: bool = False) -> bool:
+        return (self.plugin_unsafe if allow_engine else self.unsafe) == 0
+
+    @property
     def non_blocking(self) -> dict[str, int]:
         return {name: n for name, n in self.counts.items() if n and name in NON_BLOCKING}
 
     def calls_by_object(self, function: str) -> dict[str, int]:
         """Calls of one function per calling library, from the recorded call sites;
-        calls from sites beyond the first eight are left out."""
+        calls from sites beyond the first 64 are left out."""
         objects: dict[str, int] = {}
         for caller in self.callers.get(function, []):
             objects[caller.object] = objects.get(caller.object, 0) + caller.calls
@@ -305,7 +322,7 @@ def rt_check(bundle: Path, executor: Executor, build_dir: Path, *, blocks: int =
         startup_calls=int(found.get("startup_calls", 0)))
 
 
-def format_report(report: RtReport) -> str:
+def format_report(report: RtReport, allow_engine: bool = False) -> str:
     """A short table: the offending calls and which libraries made them, then timing."""
     lines = [f"rt-check {report.plugin} ({report.arch}): {report.blocks} blocks of "
              f"{report.block} samples at {report.rate:g} Hz"]
@@ -328,6 +345,10 @@ def format_report(report: RtReport) -> str:
                  f"({report.overruns} over)")
     if report.process_failures:
         lines.append(f"  process() failed {report.process_failures} times")
-    lines.append("  PASS" if report.ok else
-                 f"  FAIL: {report.unsafe} unsafe calls in {report.blocks} blocks")
+    if report.engine_calls:
+        lines.append(f"  of which the engine library made {report.engine_calls}: it allocates or "
+                     "locks inside its own run call (ONNX Runtime does in every Session::Run)")
+    judged = report.plugin_unsafe if allow_engine else report.unsafe
+    what = "unsafe calls outside the engine" if allow_engine else "unsafe calls"
+    lines.append("  PASS" if judged == 0 else f"  FAIL: {judged} {what} in {report.blocks} blocks")
     return "\n".join(lines)

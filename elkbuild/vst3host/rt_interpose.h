@@ -32,7 +32,7 @@ enum ElkRtFunction
 };
 
 // Distinct return addresses kept per function, so a report can say who called.
-#define ELK_RT_MAX_CALLERS 8
+#define ELK_RT_MAX_CALLERS 64
 
 // Arm (1) or disarm (0) counting for the calling thread only.
 void elk_rt_arm (int on);

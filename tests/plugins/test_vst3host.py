@@ -187,20 +187,25 @@ def test_process_rejects_a_layout_the_plugin_refuses(bad_bundle: Path, host: Hos
 
 # ---- rt-check ----------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NeuralSaturator is not real-time safe today, and rt-check says so: per 64-sample "
-    "stereo block, JUCE 7.0.5's VST3 wrapper locks the callback lock and copies a "
-    "channel-mapping vector (1 lock, 1 new/delete), and each ONNX Runtime Session::Run "
-    "makes ~30 new/delete and 4 mutex locks. Remove this mark when the plugin is fixed."))
 @pytest.mark.parametrize("block", [64, 100])
-def test_rt_check_neural_saturator_is_clean(saturator_build: NativeBuild, host: HostBuild,
-                                            build_dir: Path, block: int):
-    report = rt_check(saturator_build.bundle, LocalExecutor(), build_dir, block=block)
+def test_rt_check_effect_plugin_code_is_clean_and_engine_calls_are_named(
+        saturator_build: NativeBuild, host: HostBuild, build_dir: Path, block: int):
+    """With elkbuild's patched JUCE the plugin's own code (template + JUCE wrapper)
+    makes no unsafe call; what is left is ONNX Runtime allocating and locking inside
+    every Session::Run, which rt-check attributes to the engine library."""
+    report = rt_check(saturator_build.bundle, LocalExecutor(), build_dir, block=block, blocks=2000)
     print(format_report(report))
     assert report.process_failures == 0
     assert report.deadline_us == pytest.approx(1e6 * block / SAMPLE_RATE)
-    assert report.total == 0, format_report(report)
-    assert report.ok
+    # JUCE 7.0.5 as Debian ships it locks and copies a vector here in every block.
+    assert report.plugin_unsafe == 0, format_report(report)
+    assert report.non_blocking == {"pthread_mutex_trylock": 2000}
+    assert report.calls_by_object("pthread_mutex_trylock") == {"NeuralSaturator.so": 2000}
+    # ORT does allocate in Run: the strict verdict fails, and says who did it.
+    assert report.unsafe > 0 and report.engine_calls == report.unsafe
+    assert set(report.calls_by_object("operator new")) == {"libonnxruntime.so.1"}
+    assert not report.passes() and report.passes(allow_engine=True)
+    assert "engine library made" in format_report(report)
 
 
 def test_rt_check_counts_the_bad_plugin(bad_bundle: Path, host: HostBuild, build_dir: Path):
@@ -209,7 +214,8 @@ def test_rt_check_counts_the_bad_plugin(bad_bundle: Path, host: HostBuild, build
     assert not report.ok
     # Exactly what its process() does, once per block, and nothing else.
     assert report.offenders == {"malloc": 2000, "free": 2000, "pthread_mutex_lock": 2000}
-    assert report.total == 6000
+    assert report.total == report.unsafe == report.plugin_unsafe == 6000
+    assert not report.passes(allow_engine=True)
     assert report.calls_by_object("malloc") == {"Bad.so": 2000}
     assert 0 < report.p50_us <= report.p99_us <= report.max_us
     text = format_report(report)
