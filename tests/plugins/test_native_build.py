@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_helpers import onnx_reference
 from conftest import require_real_part
 
 from elkbuild.config import load_config
@@ -30,20 +31,6 @@ def saturator_build() -> NativeBuild:
                          cache / "test-builds", jobs=2)
     print(f"native build of NeuralSaturator: {build.seconds:.1f} s")
     return build
-
-
-def _reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    out = np.empty_like(audio)
-    for channel in range(audio.shape[0]):
-        padded = np.zeros(-(-audio.shape[1] // frame) * frame, dtype=np.float32)
-        padded[:audio.shape[1]] = audio[channel]
-        frames = [session.run(None, {"audio": padded[i:i + frame].reshape(1, frame)})[0].ravel()
-                  for i in range(0, padded.size, frame)]
-        out[channel] = np.concatenate(frames)[:audio.shape[1]]
-    return out
 
 
 @pytest.mark.slow
@@ -75,7 +62,7 @@ def test_plugin_in_pedalboard_matches_onnxruntime(saturator_build: NativeBuild, 
     rng = np.random.default_rng(block)
     audio = (rng.uniform(-1.0, 1.0, size=(2, 4800)) * np.linspace(0.05, 1.5, 4800)).astype(np.float32)
     out = plugin.process(audio, SAMPLE_RATE, buffer_size=block, reset=True)
-    expected = _reference(saturator_build.project.model, audio, frame=64)
+    expected = onnx_reference(saturator_build.project.model, audio, frame=64)
     assert out.shape == audio.shape
     assert np.max(np.abs(out - expected)) < 1e-5
     # The plugin did something: saturation changes loud samples a lot.

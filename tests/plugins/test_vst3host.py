@@ -5,12 +5,12 @@ natively with JUCE, a deliberately bad plugin compiled here, qemu-user for aarch
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_helpers import onnx_reference, read_wav, write_wav
 from conftest import require_real_part
 
 from elkbuild.config import load_config
@@ -76,45 +76,6 @@ def bad_bundle(tmp_path_factory) -> Path:
     return _compile_bad(tmp_path_factory.mktemp("bad"), "g++", "x86_64")
 
 
-def _write_wav(path: Path, audio: np.ndarray, rate: int, *, int16: bool = False) -> None:
-    """A plain WAV file (float32 or 16-bit PCM), written here so the host's reader is
-    tested against the format itself, not against a library's writer."""
-    channels, frames = audio.shape
-    if int16:
-        body = np.clip(np.round(audio.T * 32767.0), -32768, 32767).astype("<i2").tobytes()
-        fmt, bits = 1, 16
-    else:
-        body = audio.T.astype("<f4").tobytes()
-        fmt, bits = 3, 32
-    block_align = channels * bits // 8
-    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(body), b"WAVE", b"fmt ", 16, fmt,
-                         channels, rate, rate * block_align, block_align, bits, b"data", len(body))
-    path.write_bytes(header + body)
-
-
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    # pedalboard (libsndfile-free JUCE reader) reads what the host wrote.
-    from pedalboard.io import AudioFile
-
-    with AudioFile(str(path)) as f:
-        return f.read(f.frames), int(f.samplerate)
-
-
-def _reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
-    """onnxruntime's output for each channel, in frames of `frame` samples, zero-padded."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    out = np.empty_like(audio)
-    for channel in range(audio.shape[0]):
-        padded = np.zeros(-(-audio.shape[1] // frame) * frame, dtype=np.float32)
-        padded[:audio.shape[1]] = audio[channel]
-        frames = [session.run(None, {"audio": padded[i:i + frame].reshape(1, frame)})[0].ravel()
-                  for i in range(0, padded.size, frame)]
-        out[channel] = np.concatenate(frames)[:audio.shape[1]]
-    return out
-
-
 def _test_audio(channels: int, seed: int, frames: int = 4800) -> np.ndarray:
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0.05, 1.5, frames)
@@ -136,11 +97,11 @@ def test_info_names_neural_saturator(saturator_build: NativeBuild, host: HostBui
 def test_process_matches_onnxruntime(saturator_build: NativeBuild, host: HostBuild, build_dir: Path,
                                      tmp_path: Path, block: int):
     audio = _test_audio(2, block)
-    _write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
+    write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
     result = process_file([saturator_build.bundle], tmp_path / "in.wav", tmp_path / "out.wav",
                           LocalExecutor(), build_dir, block=block)
-    out, rate = _read_wav(tmp_path / "out.wav")
-    expected = _reference(saturator_build.project.model, audio, frame=64)
+    out, rate = read_wav(tmp_path / "out.wav")
+    expected = onnx_reference(saturator_build.project.model, audio, frame=64)
     assert rate == SAMPLE_RATE and out.shape == audio.shape
     error = float(np.max(np.abs(out - expected)))
     print(f"block {block}: max error vs onnxruntime {error:.3g}")
@@ -154,12 +115,12 @@ def test_process_mono_int16_file(saturator_build: NativeBuild, host: HostBuild, 
                                  tmp_path: Path):
     """A 16-bit mono file: the stereo-by-default plugin is asked for a mono layout."""
     audio = _test_audio(1, 7)
-    _write_wav(tmp_path / "in.wav", audio, 44100, int16=True)
+    write_wav(tmp_path / "in.wav", audio, 44100, int16=True)
     result = process_file([saturator_build.bundle], tmp_path / "in.wav", tmp_path / "out.wav",
                           LocalExecutor(), build_dir)
-    out, rate = _read_wav(tmp_path / "out.wav")
+    out, rate = read_wav(tmp_path / "out.wav")
     quantised = np.round(np.clip(audio, -1, 1) * 32767.0) / 32768.0
-    expected = _reference(saturator_build.project.model, quantised.astype(np.float32), frame=64)
+    expected = onnx_reference(saturator_build.project.model, quantised.astype(np.float32), frame=64)
     assert result["channels"] == 1 and rate == 44100
     assert np.max(np.abs(out - expected)) < 1e-5
 
@@ -167,18 +128,18 @@ def test_process_mono_int16_file(saturator_build: NativeBuild, host: HostBuild, 
 def test_process_chain_runs_plugins_in_order(saturator_build: NativeBuild, bad_bundle: Path,
                                              host: HostBuild, build_dir: Path, tmp_path: Path):
     audio = _test_audio(2, 3)
-    _write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
+    write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
     result = process_file([bad_bundle, saturator_build.bundle, bad_bundle], tmp_path / "in.wav",
                           tmp_path / "out.wav", LocalExecutor(), build_dir)
-    out, _ = _read_wav(tmp_path / "out.wav")
+    out, _ = read_wav(tmp_path / "out.wav")
     assert [p["name"] for p in result["plugins"]] == ["Bad", "NeuralSaturator", "Bad"]
     # Bad passes audio through: the chain sounds like the saturator alone.
-    assert np.max(np.abs(out - _reference(saturator_build.project.model, audio, 64))) < 1e-5
+    assert np.max(np.abs(out - onnx_reference(saturator_build.project.model, audio, 64))) < 1e-5
 
 
 def test_process_rejects_a_layout_the_plugin_refuses(bad_bundle: Path, host: HostBuild,
                                                      build_dir: Path, tmp_path: Path):
-    _write_wav(tmp_path / "mono.wav", _test_audio(1, 1, 256), SAMPLE_RATE)
+    write_wav(tmp_path / "mono.wav", _test_audio(1, 1, 256), SAMPLE_RATE)
     with pytest.raises(BuildError, match=r"Bad takes 2 in / 2 out channels and refused 1"):
         process_file([bad_bundle], tmp_path / "mono.wav", tmp_path / "out.wav", LocalExecutor(),
                      build_dir)
