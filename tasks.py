@@ -640,11 +640,17 @@ def fetch_sources(c, toolchain="", only="", from_source=False, variant="", allow
 # ==== end deps ====
 
 # ==== project ====
-@elk_task(help={"json": "print each step as one JSON object"})
-def demo(c, json=False):
-    """The main job on defaults: render every example rig for Sushi 0.11 and 1.x and check it."""
+@elk_task(help={"json": "print each step as one JSON object",
+                "board_name": "the emulated board instance to use (default: default)",
+                "port": "its loopback SSH port (default 2222, then the last one used)",
+                "monitor_seconds": "how long to watch the real-time threads (default 3)",
+                "rigs_only": "only render and check the example rigs"},
+          auto_shortflags=False)
+def demo(c, json=False, board_name="default", port=0, monitor_seconds=3.0, rigs_only=False):
+    """The main job on defaults: rigs, image, cross-built plugin, emulated board, deploy,
+    offline check on the board, monitor."""
     from elkbuild.cli import emit_json
-    from elkbuild.demo import run_demo
+    from elkbuild.demo import DemoOptions, run_demo
 
     def say(step):
         if json:
@@ -652,7 +658,9 @@ def demo(c, json=False):
         else:
             print(f"{step.what:>9}  {step.detail}", flush=True)
 
-    steps = run_demo(load(), say)
+    options = DemoOptions(board_name=board_name, port=int(port) or None,
+                          monitor_seconds=float(monitor_seconds), rigs_only=rigs_only, quiet=json)
+    steps = run_demo(load(), say, options)
     if not json:
         print(f"demo: done, {len(steps)} steps")
 

@@ -6,7 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from cli_helpers import REPO, assert_one_line_error, run_task
+
+from elkbuild.emulated_board import EmulatedBoard, free_port
+from elkbuild.executor import LocalExecutor
 
 
 def copy_project(tmp_path: Path) -> Path:
@@ -19,7 +23,7 @@ def copy_project(tmp_path: Path) -> Path:
 
 def test_demo_renders_and_checks_every_rig_for_both_versions(tmp_path: Path) -> None:
     root = copy_project(tmp_path)
-    result = run_task("demo", "--json", project=root)
+    result = run_task("demo", "--json", "--rigs-only", project=root)
     assert result.returncode == 0, result.stderr
     steps = [json.loads(line) for line in result.stdout.splitlines()]
     rigs = sorted(p.stem for p in (REPO / "sushi-configs").glob("*.yaml"))
@@ -42,3 +46,34 @@ def test_demo_stops_on_a_bad_rig_and_writes_nothing(tmp_path: Path) -> None:
     result = run_task("demo", project=root)
     assert_one_line_error(result, "zz-broken.yaml", "tracks[0].channels")
     assert not (root / "sushi-configs" / "rendered").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_on_the_emulated_board(tmp_path: Path, debian_arm64_image,
+                                                        elkbuild_cache: Path) -> None:
+    """The README's main job as a user runs it: from rigs to a plugin processing audio
+    on the emulated board, then the monitor; a second run redoes nothing."""
+    root = copy_project(tmp_path)
+    name, port = f"demo-{tmp_path.name}"[:40], free_port()
+    args = ("demo", "--json", "--board-name", name, "--port", str(port), "--monitor-seconds", "2")
+    env = {"ELKBUILD_CACHE": str(elkbuild_cache)}
+    try:
+        first = run_task(*args, project=root, env=env, timeout=1800)
+        assert first.returncode == 0, first.stderr[-3000:]
+        lines = [json.loads(line) for line in first.stdout.splitlines()]
+        steps = {s["step"]: s["detail"] for s in lines if "step" in s}
+        assert {"image", "built", "board", "deployed", "processed", "monitored"} <= set(steps)
+        assert "ABI gate emulated passed" in steps["built"]
+        assert "Sushi healthy" in steps["deployed"]
+        error = float(steps["processed"].split("max difference from the model ")[1].split(";")[0])
+        assert error < 1e-5
+        assert any("threads" in s for s in lines if "step" not in s)  # the monitor's snapshots
+
+        again = run_task(*args, project=root, env=env, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        steps = {s["step"]: s["detail"] for s in map(json.loads, again.stdout.splitlines())
+                 if "step" in s}
+        assert "up to date" in steps["built"] and "unchanged" in steps["image"]
+        assert "0 files, 0 bytes sent; unchanged" in steps["deployed"]
+    finally:
+        EmulatedBoard(LocalExecutor(), elkbuild_cache, name=name).destroy()
