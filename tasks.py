@@ -592,7 +592,7 @@ def docker_engine(c, start=False, stop=False, json=False):
     "allow_unpinned": "download sources whose sha256 is not known yet and pin them in elkbuild-deps.lock.yaml",
     "force": "rebuild even when every input is unchanged",
     "json": "print one JSON object per dependency",
-})
+}, auto_shortflags=False)
 def build_deps(c, toolchain="", only="", offline=False, jobs=0, local=False, from_source=False,
                variant="", allow_unpinned=False, force=False, json=False, verbose=False):
     """Fetch, patch, build and stage dependencies into build/deps/<toolchain>/<name>-<version>/."""
@@ -619,7 +619,7 @@ def build_deps(c, toolchain="", only="", offline=False, jobs=0, local=False, fro
     "allow_unpinned": "download sources whose sha256 is not known yet and pin them",
     "update": "resolve Debian packages again (moving suites like sid) and re-pin them",
     "json": "print what was fetched as one JSON object",
-})
+}, auto_shortflags=False)
 def fetch_sources(c, toolchain="", only="", from_source=False, variant="", allow_unpinned=False,
                   update=False, json=False, verbose=False):
     """Download every source the toolchain's recipes need into the verified source cache."""
