@@ -78,7 +78,7 @@ def require_deployable(bundle: Path, profile: BoardProfile) -> None:
 
 def check_bundle(bundle: Path, profile: BoardProfile) -> list[AbiProblem]:
     """Every reason `bundle` (<Name>.vst3) would not load under Sushi on `profile`'s board."""
-    bundle = Path(bundle)
+    bundle = Path(bundle).absolute()  # $ORIGIN expands to absolute folders
     if not bundle.is_dir():
         return [AbiProblem(bundle.name, "folder", "no such bundle folder; run the bundle step first")]
     problems: list[AbiProblem] = []

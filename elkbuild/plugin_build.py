@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,8 @@ def default_profile(toolchain: Any) -> str:
     """The board a toolchain's output is gated against unless --board-profile says."""
     if toolchain.sdk is not None:
         return "elk-0.11" if toolchain.sdk.os_version == "0.11" else "elk-1.x"
-    return "emulated" if toolchain.arch == "aarch64" else ""
+    # debian-arm64: the real board it is for (the emulated board provides a superset).
+    return "elk-1.x" if toolchain.arch == "aarch64" else ""
 
 
 def bundles_dir(build_dir: Path, toolchain: str) -> Path:
@@ -184,6 +186,9 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Any, make_executor: 
                            "up to date", [], time.monotonic() - started, build_dir)
 
     say(f"{name} ({toolchain.name}, {config}): building, because: {', '.join(changed)}")
+    if {"toolchain changed", "juce changed", "--force"} & set(changed):
+        # CMake reads a toolchain file (and its *_INIT flags) only into a new cache.
+        shutil.rmtree(build_dir, ignore_errors=True)
     executor = make_executor()
     say(f"{name}: cmake configure ({engine.name} {engine.version})")
     juce_dir = patched_juce(executor, Path(cfg.cache_dir))
