@@ -321,10 +321,19 @@ def test_sushi_options_log_level_dump_plugins_and_offline(fresh_emulated_board, 
     quiet = board.path("/udata/q.log").read_text()
     assert "[warning]" in quiet and "[info]" not in quiet
 
+    # Offline mode really runs the config's VST3 plugins with the board's aarch64 VST3
+    # host (tests/test_full_loop.py processes audio through a real one). This stand-in
+    # binary is no VST3 module and the file no WAV: Sushi fails as Sushi does, and
+    # leaves no output file.
     board.path("/udata/in.wav").write_bytes(b"RIFF" + os.urandom(64))
     offline = ssh(board, f"cd /udata && sushi -o -i in.wav -O out.wav -c {config}")
-    assert offline.returncode == 0, offline.stderr
-    assert board.path("/udata/out.wav").read_bytes() == board.path("/udata/in.wav").read_bytes()
+    assert offline.returncode == 1
+    assert "Error processing the input file offline." in offline.stderr
+    assert "through 1 VST3 plugin(s)" in board.path("/tmp/sushi.log").read_text()
+    assert not board.path("/udata/out.wav").exists()
+    missing = ssh(board, f"cd /udata && sushi -o -i nothing.wav -O out.wav -c {config}")
+    assert missing.returncode == 1
+    assert "Error opening input file for offline processing." in missing.stderr
 
 
 def test_sushi_versions_differ_like_0_11_and_1x(fresh_emulated_board, tmp_path):
