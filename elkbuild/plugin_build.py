@@ -271,17 +271,27 @@ def build_plugins(cfg: Any, names: list[str], *, toolchain_name: str | None = No
     if not names:
         raise UsageError(f"no plugin projects in {projects}", "make one with `invoke new-plugin`")
     reporter = reporter or commands.RichReporter()
-    runner = commands.make_runner(cfg, toolchain.name, local=local, jobs=jobs, reporter=reporter)
     executors: list[Any] = []
+
+    def make_executor() -> Any:
+        """One executor for the whole run, made only when something must be built:
+        the toolchain's image is built first if it is missing (a no-op when it is
+        up to date), so `invoke build` works on a machine that has none yet."""
+        if not executors:
+            if not local:
+                from .docker_commands import BuildDisplay, build_image, image_toolchain
+
+                build_image(cfg, image_toolchain(toolchain.name, cfg=cfg),
+                            display=BuildDisplay(quiet=getattr(reporter, "quiet", False)))
+            executors.append(toolchain.executor(cfg, local=local))
+        return executors[0]
+
+    runner = commands.make_runner(cfg, toolchain.name, local=local, jobs=jobs, reporter=reporter,
+                                  make_executor=make_executor)
 
     def stage_engine(dependency: str) -> Path:
         (result,) = runner.build(only=dependency)
         return result.prefix
-
-    def make_executor() -> Any:  # one container session for every plugin of this run
-        if not executors:
-            executors.append(toolchain.executor(cfg, local=local))
-        return executors[0]
 
     builds = []
     with reporter.live():

@@ -49,7 +49,7 @@ class RichReporter:
 def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, offline: bool = False,
                 jobs: int = 0, from_source: bool = False, variant: str = "",
                 allow_unpinned: bool = False, update: bool = False,
-                reporter: Any = None) -> DepsRunner:
+                reporter: Any = None, make_executor: Any = None) -> DepsRunner:
     from ..toolchains import get_toolchain  # late: only tasks need the registry
 
     if jobs < 0:
@@ -64,7 +64,7 @@ def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, of
     toolchain = get_toolchain(toolchain_name or cfg.toolchain, cfg)
     mirror = (cfg.section("dependencies") or {}).get("debian_mirror")
     return DepsRunner(cfg, toolchain,
-                      make_executor=lambda: toolchain.executor(cfg, local=local),
+                      make_executor=make_executor or (lambda: toolchain.executor(cfg, local=local)),
                       offline=offline, jobs=jobs or None,
                       variant="source" if from_source else (variant or "default"),
                       allow_unpinned=allow_unpinned, update=update, reporter=reporter,
