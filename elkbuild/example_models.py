@@ -3,6 +3,8 @@
 - `saturator.onnx`: a neural saturation effect. Every sample of a frame of
   `frame` samples goes through the same tiny MLP (1 -> hidden -> 1, tanh), so the
   model is a smooth waveshaper; input and output are float32 [1, frame].
+- `saturator_tflite_bytes`: the same saturator as a TFLite model (for the
+  TensorFlow Lite engine's effect path; not one of the committed examples).
 - `classifier.tflite`: a few onset features -> softmax over a few classes
   (FULLY_CONNECTED + RELU, FULLY_CONNECTED, SOFTMAX). TensorFlow is not needed:
   the flatbuffer is written directly against the TFLite schema, whose generated
@@ -129,25 +131,41 @@ def _int_vector(builder, start, values: list[int]) -> int:
     return builder.EndVector()
 
 
-def classifier_tflite_bytes(seed: int = SEED) -> bytes:
-    """The classifier as a TFLite flatbuffer (schema version 3, builtin ops only)."""
-    import flatbuffers
+def _tflite_schema(*names: str):
+    """Modules of the `tflite` package's generated schema bindings. The package
+    re-exports each class under its module's name; the modules hold the builder
+    functions."""
+    return tuple(importlib.import_module(f"tflite.{name}") for name in names)
 
-    # The package re-exports each class under its module's name; take the modules,
-    # which hold the builder functions.
-    (ActivationFunctionType, Buffer, BuiltinOperator, BuiltinOptions, FullyConnectedOptions,
-     Model, Operator, OperatorCode, SoftmaxOptions, SubGraph, Tensor, TensorType) = (
-        importlib.import_module(f"tflite.{name}") for name in (
-            "ActivationFunctionType", "Buffer", "BuiltinOperator", "BuiltinOptions",
-            "FullyConnectedOptions", "Model", "Operator", "OperatorCode", "SoftmaxOptions",
-            "SubGraph", "Tensor", "TensorType"))
 
-    w = classifier_weights(seed)
-    features, hidden, classes = w.w1.shape[1], w.w1.shape[0], w.w2.shape[0]
-    b = flatbuffers.Builder(4096)
+@dataclass(frozen=True)
+class _TfliteTensor:
+    name: str
+    shape: list[int]
+    buffer: int = 0                 # index into the constants; 0 = no constant data
+    dtype: str = "FLOAT32"          # a TensorType member name
 
-    # Buffer 0 is empty by convention; tensors without constant data point at it.
-    constants = [b"", w.w1.tobytes(), w.b1.tobytes(), w.w2.tobytes(), w.b2.tobytes()]
+
+@dataclass(frozen=True)
+class _TfliteOp:
+    opcode: int                     # index into the model's operator codes
+    inputs: list[int]
+    outputs: list[int]
+    options_type: int = 0           # BuiltinOptions member (0: NONE)
+    options: int | None = None      # offset of the options table in the builder
+
+
+def _tflite_model(builder, constants: list[bytes], tensors: list[_TfliteTensor],
+                  make_ops, builtins: list[int], inputs: list[int], outputs: list[int],
+                  description: str) -> bytes:
+    """A one-subgraph TFLite flatbuffer (schema version 3, builtin ops only).
+
+    constants[0] must be b"" (buffer 0 is empty by convention). make_ops(builder)
+    is called once the tensors are written and returns the operators; it creates
+    their option tables first, in the order it chooses."""
+    (Buffer, Model, Operator, OperatorCode, SubGraph, Tensor, TensorType) = _tflite_schema(
+        "Buffer", "Model", "Operator", "OperatorCode", "SubGraph", "Tensor", "TensorType")
+    b = builder
     buffers = []
     for data in constants:
         vector = _aligned_bytes(b, data) if data else None
@@ -156,48 +174,28 @@ def classifier_tflite_bytes(seed: int = SEED) -> bytes:
             Buffer.BufferAddData(b, vector)
         buffers.append(Buffer.BufferEnd(b))
 
-    # (name, shape, buffer index)
-    tensor_specs = [("features", [1, features], 0), ("fc1_weights", [hidden, features], 1),
-                    ("fc1_bias", [hidden], 2), ("hidden", [1, hidden], 0),
-                    ("fc2_weights", [classes, hidden], 3), ("fc2_bias", [classes], 4),
-                    ("logits", [1, classes], 0), ("probabilities", [1, classes], 0)]
-    tensors = []
-    for name, shape, buffer in tensor_specs:
-        name_off = b.CreateString(name)
-        shape_off = _int_vector(b, Tensor.TensorStartShapeVector, shape)
+    tensor_offsets = []
+    for spec in tensors:
+        name_off = b.CreateString(spec.name)
+        shape_off = _int_vector(b, Tensor.TensorStartShapeVector, spec.shape)
         Tensor.TensorStart(b)
         Tensor.TensorAddShape(b, shape_off)
-        Tensor.TensorAddType(b, TensorType.TensorType.FLOAT32)
-        Tensor.TensorAddBuffer(b, buffer)
+        Tensor.TensorAddType(b, getattr(TensorType.TensorType, spec.dtype))
+        Tensor.TensorAddBuffer(b, spec.buffer)
         Tensor.TensorAddName(b, name_off)
-        tensors.append(Tensor.TensorEnd(b))
+        tensor_offsets.append(Tensor.TensorEnd(b))
 
-    def fully_connected_options(activation: int) -> int:
-        FullyConnectedOptions.FullyConnectedOptionsStart(b)
-        FullyConnectedOptions.FullyConnectedOptionsAddFusedActivationFunction(b, activation)
-        return FullyConnectedOptions.FullyConnectedOptionsEnd(b)
-
-    SoftmaxOptions.SoftmaxOptionsStart(b)
-    SoftmaxOptions.SoftmaxOptionsAddBeta(b, 1.0)
-    softmax_options = SoftmaxOptions.SoftmaxOptionsEnd(b)
-    fc = BuiltinOptions.BuiltinOptions.FullyConnectedOptions
-    sm = BuiltinOptions.BuiltinOptions.SoftmaxOptions
-    # (opcode index, inputs, outputs, options type, options)
-    op_specs = [
-        (0, [0, 1, 2], [3], fc, fully_connected_options(ActivationFunctionType.ActivationFunctionType.RELU)),
-        (0, [3, 4, 5], [6], fc, fully_connected_options(ActivationFunctionType.ActivationFunctionType.NONE)),
-        (1, [6], [7], sm, softmax_options),
-    ]
     operators = []
-    for opcode, inputs, outputs, options_type, options in op_specs:
-        inputs_off = _int_vector(b, Operator.OperatorStartInputsVector, inputs)
-        outputs_off = _int_vector(b, Operator.OperatorStartOutputsVector, outputs)
+    for op in make_ops(b):
+        inputs_off = _int_vector(b, Operator.OperatorStartInputsVector, op.inputs)
+        outputs_off = _int_vector(b, Operator.OperatorStartOutputsVector, op.outputs)
         Operator.OperatorStart(b)
-        Operator.OperatorAddOpcodeIndex(b, opcode)
+        Operator.OperatorAddOpcodeIndex(b, op.opcode)
         Operator.OperatorAddInputs(b, inputs_off)
         Operator.OperatorAddOutputs(b, outputs_off)
-        Operator.OperatorAddBuiltinOptionsType(b, options_type)
-        Operator.OperatorAddBuiltinOptions(b, options)
+        if op.options is not None:
+            Operator.OperatorAddBuiltinOptionsType(b, op.options_type)
+            Operator.OperatorAddBuiltinOptions(b, op.options)
         operators.append(Operator.OperatorEnd(b))
 
     def table_vector(start, items: list[int]) -> int:
@@ -206,10 +204,10 @@ def classifier_tflite_bytes(seed: int = SEED) -> bytes:
             b.PrependUOffsetTRelative(item)
         return b.EndVector()
 
-    tensors_off = table_vector(SubGraph.SubGraphStartTensorsVector, tensors)
+    tensors_off = table_vector(SubGraph.SubGraphStartTensorsVector, tensor_offsets)
     operators_off = table_vector(SubGraph.SubGraphStartOperatorsVector, operators)
-    sg_inputs = _int_vector(b, SubGraph.SubGraphStartInputsVector, [0])
-    sg_outputs = _int_vector(b, SubGraph.SubGraphStartOutputsVector, [7])
+    sg_inputs = _int_vector(b, SubGraph.SubGraphStartInputsVector, inputs)
+    sg_outputs = _int_vector(b, SubGraph.SubGraphStartOutputsVector, outputs)
     sg_name = b.CreateString("main")
     SubGraph.SubGraphStart(b)
     SubGraph.SubGraphAddTensors(b, tensors_off)
@@ -220,8 +218,7 @@ def classifier_tflite_bytes(seed: int = SEED) -> bytes:
     subgraph = SubGraph.SubGraphEnd(b)
 
     codes = []
-    for builtin in (BuiltinOperator.BuiltinOperator.FULLY_CONNECTED,
-                    BuiltinOperator.BuiltinOperator.SOFTMAX):
+    for builtin in builtins:
         OperatorCode.OperatorCodeStart(b)
         # Readers older than schema 3a look only at the int8 field; newer ones at both.
         OperatorCode.OperatorCodeAddDeprecatedBuiltinCode(b, builtin)
@@ -232,15 +229,103 @@ def classifier_tflite_bytes(seed: int = SEED) -> bytes:
     codes_off = table_vector(Model.ModelStartOperatorCodesVector, codes)
     subgraphs_off = table_vector(Model.ModelStartSubgraphsVector, [subgraph])
     buffers_off = table_vector(Model.ModelStartBuffersVector, buffers)
-    description = b.CreateString("elkbuild example onset classifier")
+    description_off = b.CreateString(description)
     Model.ModelStart(b)
     Model.ModelAddVersion(b, 3)
     Model.ModelAddOperatorCodes(b, codes_off)
     Model.ModelAddSubgraphs(b, subgraphs_off)
-    Model.ModelAddDescription(b, description)
+    Model.ModelAddDescription(b, description_off)
     Model.ModelAddBuffers(b, buffers_off)
     b.Finish(Model.ModelEnd(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def _fully_connected_options(b, activation: int) -> int:
+    (FullyConnectedOptions,) = _tflite_schema("FullyConnectedOptions")
+    FullyConnectedOptions.FullyConnectedOptionsStart(b)
+    FullyConnectedOptions.FullyConnectedOptionsAddFusedActivationFunction(b, activation)
+    return FullyConnectedOptions.FullyConnectedOptionsEnd(b)
+
+
+def classifier_tflite_bytes(seed: int = SEED) -> bytes:
+    """The classifier as a TFLite flatbuffer (schema version 3, builtin ops only)."""
+    import flatbuffers
+
+    ActivationFunctionType, BuiltinOperator, BuiltinOptions, SoftmaxOptions = _tflite_schema(
+        "ActivationFunctionType", "BuiltinOperator", "BuiltinOptions", "SoftmaxOptions")
+    relu = ActivationFunctionType.ActivationFunctionType.RELU
+    linear = ActivationFunctionType.ActivationFunctionType.NONE
+
+    w = classifier_weights(seed)
+    features, hidden, classes = w.w1.shape[1], w.w1.shape[0], w.w2.shape[0]
+    constants = [b"", w.w1.tobytes(), w.b1.tobytes(), w.w2.tobytes(), w.b2.tobytes()]
+    T = _TfliteTensor
+    tensors = [T("features", [1, features]), T("fc1_weights", [hidden, features], 1),
+               T("fc1_bias", [hidden], 2), T("hidden", [1, hidden]),
+               T("fc2_weights", [classes, hidden], 3), T("fc2_bias", [classes], 4),
+               T("logits", [1, classes]), T("probabilities", [1, classes])]
+
+    def ops(b) -> list[_TfliteOp]:
+        SoftmaxOptions.SoftmaxOptionsStart(b)
+        SoftmaxOptions.SoftmaxOptionsAddBeta(b, 1.0)
+        softmax_options = SoftmaxOptions.SoftmaxOptionsEnd(b)
+        fc = BuiltinOptions.BuiltinOptions.FullyConnectedOptions
+        sm = BuiltinOptions.BuiltinOptions.SoftmaxOptions
+        return [_TfliteOp(0, [0, 1, 2], [3], fc, _fully_connected_options(b, relu)),
+                _TfliteOp(0, [3, 4, 5], [6], fc, _fully_connected_options(b, linear)),
+                _TfliteOp(1, [6], [7], sm, softmax_options)]
+
+    return _tflite_model(flatbuffers.Builder(4096), constants, tensors, ops,
+                         [BuiltinOperator.BuiltinOperator.FULLY_CONNECTED,
+                          BuiltinOperator.BuiltinOperator.SOFTMAX],
+                         [0], [7], "elkbuild example onset classifier")
+
+
+def saturator_tflite_bytes(frame: int = SATURATOR_FRAME, seed: int = SEED) -> bytes:
+    """The saturation effect of saturator_onnx_bytes as a TFLite flatbuffer: float32
+    [1, frame] -> [1, frame], y = tanh(W2 . tanh(W1 . x + b1) + b2) per sample.
+
+    RESHAPE [1, frame] -> [frame, 1], FULLY_CONNECTED (1 -> hidden), TANH,
+    FULLY_CONNECTED (hidden -> 1), TANH, RESHAPE back to [1, frame]. TFLite keeps FC
+    weights as [out, in], so the ONNX MatMul weights go in transposed."""
+    import flatbuffers
+
+    ActivationFunctionType, BuiltinOperator, BuiltinOptions = _tflite_schema(
+        "ActivationFunctionType", "BuiltinOperator", "BuiltinOptions")
+    linear = ActivationFunctionType.ActivationFunctionType.NONE
+
+    w = saturator_weights(seed)
+    hidden = w.w1.shape[1]
+    column = np.array([frame, 1], dtype=np.int32)
+    frame_shape = np.array([1, frame], dtype=np.int32)
+    constants = [b"", column.tobytes(), np.ascontiguousarray(w.w1.T).tobytes(), w.b1.tobytes(),
+                 np.ascontiguousarray(w.w2.T).tobytes(), w.b2.tobytes(), frame_shape.tobytes()]
+    T = _TfliteTensor
+    tensors = [T("audio", [1, frame]),                        # 0
+               T("column", [2], 1, "INT32"),                  # 1
+               T("samples", [frame, 1]),                      # 2
+               T("w1", [hidden, 1], 2), T("b1", [hidden], 3),  # 3, 4
+               T("h_pre", [frame, hidden]), T("h", [frame, hidden]),  # 5, 6
+               T("w2", [1, hidden], 4), T("b2", [1], 5),       # 7, 8
+               T("y_pre", [frame, 1]), T("y", [frame, 1]),     # 9, 10
+               T("frame_shape", [2], 6, "INT32"),             # 11
+               T("saturated", [1, frame])]                    # 12
+    reshape, fully_connected, tanh = 0, 1, 2
+
+    def ops(b) -> list[_TfliteOp]:
+        fc = BuiltinOptions.BuiltinOptions.FullyConnectedOptions
+        return [_TfliteOp(reshape, [0, 1], [2]),
+                _TfliteOp(fully_connected, [2, 3, 4], [5], fc, _fully_connected_options(b, linear)),
+                _TfliteOp(tanh, [5], [6]),
+                _TfliteOp(fully_connected, [6, 7, 8], [9], fc, _fully_connected_options(b, linear)),
+                _TfliteOp(tanh, [9], [10]),
+                _TfliteOp(reshape, [10, 11], [12])]
+
+    return _tflite_model(flatbuffers.Builder(4096), constants, tensors, ops,
+                         [BuiltinOperator.BuiltinOperator.RESHAPE,
+                          BuiltinOperator.BuiltinOperator.FULLY_CONNECTED,
+                          BuiltinOperator.BuiltinOperator.TANH],
+                         [0], [12], "elkbuild example neural saturator")
 
 
 EXAMPLES = {

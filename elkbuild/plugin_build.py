@@ -98,7 +98,7 @@ def default_profile(toolchain: Any) -> str:
     if toolchain.sdk is not None:
         return "elk-0.11" if toolchain.sdk.os_version == "0.11" else "elk-1.x"
     # debian-arm64: the real board it is for (the emulated board provides a superset).
-    return "elk-1.x" if toolchain.arch == "aarch64" else ""
+    return "elk-1.x"
 
 
 def bundles_dir(build_dir: Path, toolchain: str) -> Path:
@@ -106,7 +106,7 @@ def bundles_dir(build_dir: Path, toolchain: str) -> Path:
 
 
 def _inputs(project: PluginProject, engine: Engine, toolchain: Any, config: str,
-            profile: BoardProfile | None) -> dict[str, str]:
+            profile: BoardProfile) -> dict[str, str]:
     """Named digests of everything the build's result depends on."""
     return {
         "project": tree_digest(project.root),
@@ -119,9 +119,7 @@ def _inputs(project: PluginProject, engine: Engine, toolchain: Any, config: str,
     }
 
 
-def _profile_digest(profile: BoardProfile | None) -> str:
-    if profile is None:
-        return ""
+def _profile_digest(profile: BoardProfile) -> str:
     facts = {"name": profile.name, "arch": profile.arch, "abi": [profile.abi.glibc, profile.abi.glibcxx],
              "system": sorted(profile.system_libraries)}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
@@ -167,9 +165,9 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Any, make_executor: 
     started = time.monotonic()
     project = load_project(project_dir)
     name = project.identity.name
-    profile_name = default_profile(toolchain) if profile_name is None else profile_name
-    profile = get_board_profile(profile_name) if profile_name else None
-    if profile is not None and profile.arch != toolchain.arch:
+    profile_name = profile_name or default_profile(toolchain)
+    profile = get_board_profile(profile_name)
+    if profile.arch != toolchain.arch:
         raise UsageError(f"--board-profile {profile_name}: an {profile.arch} board, but toolchain "
                          f"{toolchain.name} builds for {toolchain.arch}",
                          "pick a board profile of the toolchain's architecture")
@@ -201,13 +199,28 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Any, make_executor: 
     if not built.is_dir():
         raise BuildError(f"the build left no {built}", f"look at the build output in {build_dir}")
 
+    # Assembled and gated beside its place, moved in only when it passed: a bundle in
+    # build/bundles/ is always one deploy may send.
+    staging = out_dir / f".{name}.assembling"
+    shutil.rmtree(staging, ignore_errors=True)
     say(f"{name}: assembling {bundle_path}")
-    bundle = _assemble_with_sysroot_libraries(built, out_dir, project, engine, toolchain, profile,
+    staged = _assemble_with_sysroot_libraries(built, staging, project, engine, toolchain, profile,
                                               executor, build_dir / "sysroot-libs", say)
-    if profile is not None:
-        say(f"{name}: ABI gate against board profile {profile_name}")
-        require_deployable(bundle.path, profile)
+    say(f"{name}: ABI gate against board profile {profile_name}")
+    try:
+        require_deployable(staged.path, profile)
+    except BuildError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out_dir / f".{name}.previous"
+    shutil.rmtree(old, ignore_errors=True)
+    if bundle_path.exists():
+        bundle_path.rename(old)
+    staged.path.rename(bundle_path)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
     stamp.write_text(json.dumps({"inputs": inputs, "built_at": time.time()}, indent=1))
+    bundle = _existing(bundle_path, name, copied={p.name for p in staged.libraries})
     return PluginBuild(project, toolchain.name, config, profile_name, bundle, "built", changed,
                        time.monotonic() - started, build_dir)
 
@@ -246,9 +259,12 @@ def _assemble_with_sysroot_libraries(built: Path, out_dir: Path, project: Plugin
     return bundle
 
 
-def _existing(bundle_path: Path, name: str) -> Bundle:
+def _existing(bundle_path: Path, name: str, copied: set[str] | None = None) -> Bundle:
+    """The Bundle of an assembled folder; `copied` narrows libraries to those the
+    assembly added (default: every library next to the plugin binary)."""
     binaries = sorted(bundle_path.glob(f"Contents/*-linux/{name}.so"))
-    libraries = sorted(p for p in binaries[0].parent.iterdir() if p != binaries[0]) if binaries else []
+    libraries = sorted(p for p in binaries[0].parent.iterdir()
+                       if p != binaries[0] and (copied is None or p.name in copied)) if binaries else []
     models = sorted((bundle_path / "Contents" / "Resources").glob("*"))
     return Bundle(path=bundle_path, binary=binaries[0] if binaries else bundle_path,
                   libraries=tuple(libraries), model=models[0] if models else None)
