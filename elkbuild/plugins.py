@@ -378,31 +378,63 @@ def tflite_headers(executor: Executor, cache_dir: Path, suite: str = "sid",
     return include
 
 
+@dataclass(frozen=True)
+class EngineLibrary:
+    """The inference engine a native build links: its shared library (copied into
+    the bundle under its file name, which must be its SONAME, except for ONNX
+    Runtime, see the template), its include directories and extra linker flags."""
+
+    engine: str
+    library: Path
+    include_dirs: tuple[Path, ...]
+    link_flags: tuple[str, ...] = ()
+
+
+def onnxruntime_engine(executor: Executor, cache_dir: Path) -> EngineLibrary:
+    """The PyPI wheel's ONNX Runtime with Debian's headers."""
+    return EngineLibrary("onnx", onnxruntime_wheel_library(), (onnxruntime_headers(executor, cache_dir),))
+
+
 def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_root: Path,
                  *, jobs: int = 2, niceness: int | None = 10,
-                 on_line: Callable[[str], None] | None = None) -> NativeBuild:
-    """Configure and build the plugin for this machine with the host compiler, JUCE's
-    CMake package and the ONNX Runtime library of the PyPI wheel."""
+                 on_line: Callable[[str], None] | None = None,
+                 engine: EngineLibrary | None = None) -> NativeBuild:
+    """Configure and build the plugin for this machine with the host compiler and
+    JUCE's CMake package. An onnx project links the ONNX Runtime library of the PyPI
+    wheel unless `engine` says otherwise; a tflite project needs `engine` (this host
+    has no TensorFlow Lite: elkbuild.tflite_runtime provides one)."""
     project = load_project(project_dir)
-    if project.engine != "onnx":
-        raise BuildError(f"{project.identity.source}: engine tflite has no native engine "
-                         "library on this machine", "build it for the board (cross build)")
+    if engine is None:
+        if project.engine != "onnx":
+            raise BuildError(f"{project.identity.source}: engine {project.engine} has no native "
+                             "engine library on this machine",
+                             "pass engine= (elkbuild.tflite_runtime.tflite_engine), or build it "
+                             "for the board (cross build)")
+        engine = onnxruntime_engine(executor, cache_dir)
+    if engine.engine != project.engine:
+        raise BuildError(f"{project.identity.source}: the project runs {project.engine} but the "
+                         f"engine library given is {engine.engine} ({engine.library.name})",
+                         f"pass a {project.engine} engine library")
+    if not engine.library.is_file():
+        raise BuildError(f"the engine library {engine.library} does not exist",
+                         "make the engine's library first")
     if shutil.which("cmake") is None:
         raise ToolMissing("cmake", "apt-get install cmake")
-    library = onnxruntime_wheel_library()
-    include = onnxruntime_headers(executor, cache_dir)
     name = project.identity.name
     build_dir = build_root / "native" / name
     prefix = ["nice", "-n", str(niceness)] if niceness is not None else []
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     started = time.monotonic()
     juce_dir = patched_juce(executor, cache_dir)
+    link_flags = " ".join(engine.link_flags)
     executor.run(["cmake", "-S", str(project.root), "-B", str(build_dir), *generator,
                   "-DCMAKE_BUILD_TYPE=Release",
                   f"-DJUCE_DIR={juce_dir}",
-                  "-DELKBUILD_ENGINE=onnx",
-                  f"-DELKBUILD_ENGINE_INCLUDE_DIRS={include}",
-                  f"-DELKBUILD_ENGINE_LIBRARY={library}",
+                  f"-DELKBUILD_ENGINE={project.engine}",
+                  f"-DELKBUILD_ENGINE_INCLUDE_DIRS={';'.join(str(d) for d in engine.include_dirs)}",
+                  f"-DELKBUILD_ENGINE_LIBRARY={engine.library}",
+                  f"-DCMAKE_MODULE_LINKER_FLAGS={link_flags}",
+                  f"-DCMAKE_SHARED_LINKER_FLAGS={link_flags}",
                   f"-DELKBUILD_MODEL={project.model}"], on_line=on_line,
                  hint="JUCE's CMake package comes from `apt-get install juce-modules-source juce-tools`")
     executor.run([*prefix, "cmake", "--build", str(build_dir), "--target", f"{name}_VST3",

@@ -91,6 +91,24 @@ def test_unchanged_build_is_a_no_op_that_starts_no_container(built: dict, projec
     assert task.returncode == 0 and f"{PLUGIN}: up to date" in task.stdout, task.stderr
 
 
+def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: dict, project: Path,
+                                                                       elkbuild_cache: Path):
+    bundle = Path(built["bundle"])
+    binary = bundle / "Contents" / "aarch64-linux" / f"{PLUGIN}.so"
+    before = binary.read_bytes()
+    # Elk 0.11 has glibc 2.31: a bookworm-built plugin needs 2.35, and the gate says so.
+    refused = run_task("build", "--plugin", PLUGIN, "--board-profile", "elk-0.11", project=project,
+                       env=_env(elkbuild_cache), timeout=600)
+    assert refused.returncode == 1, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "cannot run on the elk-0.11 board" in refused.stderr and "GLIBC_2.35" in refused.stderr
+    assert "rebuild it with elk-sdk-0.11.0" in refused.stderr
+    assert binary.read_bytes() == before
+    assert sorted(p.name for p in bundle.parent.iterdir() if p.is_dir()) == [f"{PLUGIN}.vst3"]
+    again = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))
+    assert again.returncode == 0 and f"{PLUGIN}: up to date" in again.stdout, again.stderr
+
+
 def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
         built: dict, project: Path, fresh_emulated_board, elkbuild_cache: Path, tmp_path: Path):
     board = fresh_emulated_board
