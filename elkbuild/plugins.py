@@ -427,14 +427,16 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
     started = time.monotonic()
     juce_dir = patched_juce(executor, cache_dir)
     link_flags = " ".join(engine.link_flags)
+    # VST3 bundles are MODULE libraries in JUCE's CMake; set both kinds.
+    linking = ([f"-DCMAKE_MODULE_LINKER_FLAGS={link_flags}", f"-DCMAKE_SHARED_LINKER_FLAGS={link_flags}"]
+               if link_flags else [])
     executor.run(["cmake", "-S", str(project.root), "-B", str(build_dir), *generator,
                   "-DCMAKE_BUILD_TYPE=Release",
                   f"-DJUCE_DIR={juce_dir}",
                   f"-DELKBUILD_ENGINE={project.engine}",
                   f"-DELKBUILD_ENGINE_INCLUDE_DIRS={';'.join(str(d) for d in engine.include_dirs)}",
                   f"-DELKBUILD_ENGINE_LIBRARY={engine.library}",
-                  f"-DCMAKE_MODULE_LINKER_FLAGS={link_flags}",
-                  f"-DCMAKE_SHARED_LINKER_FLAGS={link_flags}",
+                  *linking,
                   f"-DELKBUILD_MODEL={project.model}"], on_line=on_line,
                  hint="JUCE's CMake package comes from `apt-get install juce-modules-source juce-tools`")
     executor.run([*prefix, "cmake", "--build", str(build_dir), "--target", f"{name}_VST3",

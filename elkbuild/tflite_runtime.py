@@ -37,7 +37,10 @@ RECIPE = {
     "variant": "essential",
     # The -dev package brings the headers, libtensorflow-lite.so and FlatBuffers'
     # headers for exactly the library in the tree.
-    "packages": [LIBRARY_PACKAGE, "libtensorflow-lite-dev", "libstdc++6"],
+    # JUCE plugins built against Debian's JUCE also need its graphics libraries
+    # (juce_graphics links libpng, libjpeg and FreeType even in a headless plugin).
+    "packages": [LIBRARY_PACKAGE, "libtensorflow-lite-dev", "libstdc++6",
+                 "libpng16-16t64", "libjpeg62-turbo", "libfreetype6", "zlib1g"],
     "dpkg_excludes": ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                       "/usr/share/info/*"],
     # The archive this machine reaches may be a snapshot older than sid's
@@ -151,29 +154,79 @@ _BIND_THEN_CHROOT = ('while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 97
 
 def run_inside(executor: Executor, runtime: TfliteRuntime, argv: Sequence[str],
                binds: dict[Path, str], *, timeout: float | None = None,
-               check: bool = True, env: dict[str, str] | None = None) -> Completed:
+               check: bool = True) -> Completed:
     """Run argv in the tree (its glibc and libraries), in a private mount namespace
     (`unshare --mount`) with /proc and /dev and each host path of `binds` mounted at
-    the given path under /elk. The host's own mounts are never touched; the mounts go
+    the given path below /elk. The host's own mounts are never touched; the mounts go
     away with the namespace when the command ends."""
-    if shutil.which("unshare") is None:
-        raise ToolMissing("unshare", "apt-get install util-linux")
-    pairs: list[str] = []
-    for source, point in ((Path("/proc"), "/proc"), (Path("/dev"), "/dev")):
-        (runtime.root / point.lstrip("/")).mkdir(exist_ok=True)
-        pairs += [str(source), str(runtime.root / point.lstrip("/"))]
+    places = {}
     for source, relative in binds.items():
         if relative.startswith("/") or ".." in Path(relative).parts:
             raise BuildError(f"bind target {relative!r} must be a path below {INSIDE}")
+        places[source] = INSIDE / relative
+    return executor.run(_wrapped(runtime, argv, places), timeout=timeout, check=check)
+
+
+def _wrapped(runtime: TfliteRuntime, argv: Sequence[str], places: dict[Path, Path]) -> list[str]:
+    """unshare + bind mounts + chroot argv for running argv in the tree; `places`
+    maps host paths to absolute paths inside the tree."""
+    if shutil.which("unshare") is None:
+        raise ToolMissing("unshare", "apt-get install util-linux")
+    pairs: list[str] = []
+    for point in ("proc", "dev"):
+        (runtime.root / point).mkdir(exist_ok=True)
+        pairs += [f"/{point}", str(runtime.root / point)]
+    for source, inside in places.items():
         if not source.exists():
-            raise BuildError(f"{source} does not exist; nothing to mount at {INSIDE / relative}")
-        mount_point = runtime.root / INSIDE.relative_to("/") / relative
+            raise BuildError(f"{source} does not exist; nothing to mount at {inside} in {runtime.root}")
+        mount_point = runtime.root / inside.relative_to("/")
         if source.is_dir():
             mount_point.mkdir(parents=True, exist_ok=True)
         else:
             mount_point.parent.mkdir(parents=True, exist_ok=True)
             mount_point.touch()
         pairs += [str(source.resolve()), str(mount_point)]
-    return executor.run(["unshare", "--mount", "--propagation", "private",
-                         "sh", "-c", _BIND_THEN_CHROOT, "elk-bind", *pairs, "--",
-                         str(runtime.root), *argv], timeout=timeout, check=check, env=env)
+    return ["unshare", "--mount", "--propagation", "private",
+            "sh", "-c", _BIND_THEN_CHROOT, "elk-bind", *pairs, "--", str(runtime.root), *argv]
+
+
+def tflite_engine(runtime: TfliteRuntime) -> "EngineLibrary":
+    """What build_native links a tflite plugin against: the tree's library and headers.
+    The library's own dependencies (sid's abseil, glibc >= 2.38) are not on the host;
+    ld leaves them to the loader (a shared object may keep undefined symbols of the
+    libraries it links), and only the plugin's own references count against the
+    host's glibc, so the plugin loads wherever the tree's libraries are."""
+    from .plugins import EngineLibrary
+
+    return EngineLibrary("tflite", runtime.library, (runtime.include,),
+                         ("-Wl,--allow-shlib-undefined",))
+
+
+@dataclass
+class TreeExecutor(Executor):
+    """An Executor that runs the programs of the given host folders inside the tree
+    (run_inside), each folder bound at its own path so argv and LD_PRELOAD need no
+    rewriting; every other command (compilers, `g++ --version`) runs on the host
+    through `host`. With it, rt_check and process_file run elkbuild's bookworm-built
+    VST3 host against the tree's glibc and TensorFlow Lite unchanged."""
+
+    runtime: TfliteRuntime | None = None
+    host: Executor | None = None
+    folders: tuple[Path, ...] = ()
+    name: str = "tflite-tree"
+
+    def _inside(self, program: str) -> bool:
+        path = Path(program)
+        return path.is_absolute() and any(path.is_relative_to(folder) for folder in self.folders)
+
+    def _run(self, argv, *, cwd, env, input, timeout, on_line):
+        assert self.runtime is not None and self.host is not None
+        if not self._inside(argv[0]):
+            return self.host._run(argv, cwd=cwd, env=env, input=input, timeout=timeout,
+                                  on_line=on_line)
+        # The environment a caller adds (LD_PRELOAD) is set inside the chroot only,
+        # so unshare, sh and chroot on the host side never load the host's interposer.
+        inner = ["env", *(f"{key}={value}" for key, value in (env or {}).items()), *argv]
+        wrapped = _wrapped(self.runtime, inner, {folder: folder for folder in self.folders})
+        return self.host._run(wrapped, cwd=cwd, env=None, input=input, timeout=timeout,
+                              on_line=on_line)
