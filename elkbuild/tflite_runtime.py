@@ -43,9 +43,8 @@ RECIPE = {
                  "libpng16-16t64", "libjpeg62-turbo", "libfreetype6", "zlib1g"],
     "dpkg_excludes": ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                       "/usr/share/info/*"],
-    # The archive this machine reaches may be a snapshot older than sid's
-    # Valid-Until (a week); the host's apt is set the same way. Signatures are
-    # still checked against Debian's keyring.
+    # A mirror or snapshot of sid may be older than its Release file's Valid-Until
+    # (one week); signatures are still checked against Debian's keyring.
     "apt_options": ['Acquire::Check-Valid-Until "false"'],
 }
 INSIDE = Path("/elk")    # where run_inside binds host folders into the tree
