@@ -87,7 +87,9 @@ def test_files_are_owned_by_the_uid_the_container_runs_as(project, arm64):
 def test_output_streams_line_by_line_and_keeps_stdout_and_stderr_apart(arm64):
     _, executor = arm64
     seen: list[tuple[float, str]] = []
-    done = executor.run(["sh", "-c", "echo one; echo warn >&2; sleep 1; echo two"],
+    # stdout and stderr are two pipes: lines written at once on both may arrive in
+    # either order, so the stderr line is written a moment later.
+    done = executor.run(["sh", "-c", "echo one; sleep 0.3; echo warn >&2; sleep 1; echo two"],
                         on_line=lambda line: seen.append((time.monotonic(), line)))
     assert [line for _, line in seen] == ["one", "warn", "two"]
     assert seen[-1][0] - seen[0][0] >= 0.8  # "one" arrived before the command ended
