@@ -201,7 +201,29 @@ def stop_private_engine(executor: Executor, cache_dir: Path) -> bool:
     done = executor.run(["start-stop-daemon", "--stop", "--pidfile", str(engine.pidfile),
                          "--retry", "TERM/30/KILL/5", "--remove-pidfile"], check=False)
     engine.launcher_pidfile.unlink(missing_ok=True)
+    # dockerd leaves its network namespace (exec/netns/default) bind-mounted when it
+    # runs with --bridge=none; unmounted here so the engine's folder can be removed.
+    for mount in reversed(mounts_under(engine.home)):
+        executor.run(["umount", "--lazy", str(mount)], check=False)
     return done.returncode == 0
+
+
+def mounts_under(folder: Path) -> list[Path]:
+    """Mount points at or below `folder`, in the order /proc/self/mounts lists them."""
+    inside = []
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        # Spaces and tabs in mount points are written as octal escapes.
+        point = Path(fields[1].encode().decode("unicode_escape"))
+        if point == folder or folder in point.parents:
+            inside.append(point)
+    return inside
 
 
 def connect(cache_dir: Path, executor: Executor, *, start: bool = True) -> docker.DockerClient:
