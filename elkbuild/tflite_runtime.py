@@ -23,10 +23,13 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from .errors import BuildError, ToolMissing
 from .executor import Completed, Executor
+
+if TYPE_CHECKING:  # plugins imports this module's callers; the name is for typing only
+    from .plugins import EngineLibrary
 
 log = logging.getLogger("elkbuild.tflite")
 
@@ -189,7 +192,7 @@ def _wrapped(runtime: TfliteRuntime, argv: Sequence[str], places: dict[Path, Pat
             "sh", "-c", _BIND_THEN_CHROOT, "elk-bind", *pairs, "--", str(runtime.root), *argv]
 
 
-def tflite_engine(runtime: TfliteRuntime) -> "EngineLibrary":
+def tflite_engine(runtime: TfliteRuntime) -> EngineLibrary:
     """What build_native links a tflite plugin against: the tree's library and headers.
     The library's own dependencies (sid's abseil, glibc >= 2.38) are not on the host;
     ld leaves them to the loader (a shared object may keep undefined symbols of the

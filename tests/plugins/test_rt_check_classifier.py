@@ -24,7 +24,6 @@ pytestmark = pytest.mark.slow
 
 
 def _onnx_classifier(path: Path) -> Path:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(7)
