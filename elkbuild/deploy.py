@@ -52,6 +52,7 @@ import paramiko
 
 from . import board as board_mod
 from .board import LOCK_FUNCTIONS, BoardConnection, connect, run_script, shell_assign
+from .digests import sha256_file
 from .errors import BoardError, ElkbuildError, UsageError
 from .sushi_service import SUSHI_FUNCTIONS, SushiSettings, parse_fields, plugins_in_config, \
     shell_settings
@@ -137,18 +138,10 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _add_file(payload: Payload, rel: str, path: Path) -> None:
     info = path.stat()
     mode = 0o755 if info.st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) else 0o644
-    payload.files[rel] = PayloadFile(rel, _sha256_file(path), info.st_size, mode, source=path)
+    payload.files[rel] = PayloadFile(rel, sha256_file(path), info.st_size, mode, source=path)
 
 
 def add_bundle(payload: Payload, bundle: Path) -> None:

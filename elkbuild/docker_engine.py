@@ -10,22 +10,21 @@ Dockerfiles start from is made from Debian packages (mmdebstrap -> docker import
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+
 
 import docker
 from docker.errors import DockerException, ImageNotFound
 
 from .errors import ElkbuildError, ToolMissing
 from .executor import Executor, LineSink
+from .locks import locked
 
 log = logging.getLogger("elkbuild.docker")
 
@@ -135,18 +134,6 @@ def reachable_engine(cache_dir: Path) -> docker.DockerClient | None:
     if engine.socket.exists():
         return _client(engine.url)
     return None
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Serialise engine start-up between concurrent elkbuild processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_private_engine(executor: Executor, cache_dir: Path, *,

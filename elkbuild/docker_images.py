@@ -26,8 +26,10 @@ from typing import Callable
 import docker
 from docker.errors import APIError, BuildError as DockerBuildError, ImageNotFound
 
-from .docker_engine import DEBIAN_MIRROR, image_exists, locked, seed_base_image
+from .docker_engine import DEBIAN_MIRROR, image_exists, seed_base_image
+from .digests import sha256_file
 from .errors import BuildError, ElkbuildError, UsageError
+from .locks import locked
 from .executor import Executor, LineSink
 from .toolchains import Toolchain
 
@@ -78,14 +80,6 @@ class ImageResult:
                 "seconds": round(self.seconds, 2), "inputs": self.inputs}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def base_image_of(dockerfile: Path) -> str:
     """The image named by the Dockerfile's first FROM line."""
     for line in dockerfile.read_text().splitlines():
@@ -123,7 +117,7 @@ def plan_for(toolchain: Toolchain, cache_dir: Path, *, mirror: str = DEBIAN_MIRR
 
 
 def _verify(path: Path, expected: str | None, source: str) -> str:
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if expected and actual != expected.lower():
         raise BuildError(f"{source}: sha256 is {actual}, expected {expected}",
                          "the installer is not the one recorded; download it again or pass "

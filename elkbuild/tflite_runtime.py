@@ -15,18 +15,18 @@ directory under a lock and renamed into place, so a failed build leaves nothing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from .deps.debian import mmdebstrap_argv
 from .errors import BuildError, ToolMissing
 from .executor import Completed, Executor
+from .locks import locked
 
 if TYPE_CHECKING:  # plugins imports this module's callers; the name is for typing only
     from .plugins import EngineLibrary
@@ -73,17 +73,6 @@ def runtime_key(version: str) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".tflite-runtime.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def library_version(executor: Executor, cache_dir: Path) -> str:
     """The version of LIBRARY_PACKAGE in sid's amd64 index (a private apt root)."""
     from .deps.debian import AptRoot
@@ -117,7 +106,7 @@ def ensure_runtime(executor: Executor, cache_dir: Path,
         raise ToolMissing("mmdebstrap", "apt-get install mmdebstrap")
     version = library_version(executor, cache_dir)
     target = cache_dir / f"tflite-runtime-{runtime_key(version)}"
-    with _locked(cache_dir):
+    with locked(cache_dir / ".tflite-runtime.lock"):
         if not target.is_dir():
             _build(executor, target, version, say)
     return _describe(target, version)
@@ -129,14 +118,8 @@ def _build(executor: Executor, target: Path, version: str, say: Progress) -> Non
     recipe = RECIPE
     say(f"making a Debian {recipe['suite']} {recipe['architecture']} tree with "
         f"{LIBRARY_PACKAGE} {version} (mmdebstrap, once)")
-    argv = ["mmdebstrap", "--mode=root", f"--variant={recipe['variant']}",
-            f"--architectures={recipe['architecture']}",
-            f"--include={','.join(recipe['packages'])}"]
-    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in recipe["dpkg_excludes"]]
-    argv += [f"--aptopt={option}" for option in recipe["apt_options"]]
-    argv += [recipe["suite"], str(partial)]
     try:
-        executor.run(argv, on_line=lambda line: say(f"  {line}"),
+        executor.run(mmdebstrap_argv(recipe, partial), on_line=lambda line: say(f"  {line}"),
                      hint=f"mmdebstrap needs Debian's archive (deb.debian.org) and "
                           f"{LIBRARY_PACKAGE} in {recipe['suite']}")
         _describe(partial, version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..errors import BuildError
 from ..executor import Executor
@@ -188,3 +189,15 @@ def parse_control(text: str) -> dict[str, str]:
             last = match.group(1)
             fields[last] = match.group(2).strip()
     return fields
+
+
+def mmdebstrap_argv(recipe: Mapping[str, Any], target: Path) -> list[str]:
+    """mmdebstrap making a userland in `target` from a recipe: suite, architecture,
+    variant, packages, dpkg_excludes (paths not unpacked) and, optionally,
+    apt_options."""
+    argv = ["mmdebstrap", "--mode=root", f"--variant={recipe['variant']}",
+            f"--architectures={recipe['architecture']}",
+            f"--include={','.join(recipe['packages'])}"]
+    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in recipe["dpkg_excludes"]]
+    argv += [f"--aptopt={option}" for option in recipe.get("apt_options", ())]
+    return argv + [recipe["suite"], str(target)]

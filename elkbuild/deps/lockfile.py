@@ -16,16 +16,15 @@ The file lives beside elkbuild.yaml and belongs in version control.
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import yaml
 
 from ..errors import ConfigError, MISSING
+from ..locks import locked
 
 LOCK_FILE_NAME = "elkbuild-deps.lock.yaml"
 
@@ -76,15 +75,8 @@ class PinFile:
             self.data = fresh.data
             self._write()
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> ContextManager[None]:
+        return locked(self.path.with_name(self.path.name + ".lock"))
 
     def _write(self) -> None:
         body = {k: v for k, v in self.data.items() if v}

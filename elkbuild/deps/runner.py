@@ -9,20 +9,19 @@ up-to-date run starts no container.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 from ..errors import BuildError
 from ..executor import Executor, LocalExecutor
+from ..locks import locked
 from . import build_cache, cmake_build, fetchcontent, staging
 from .archives import extract
 from .lockfile import LOCK_FILE_NAME, PinFile, now
@@ -63,17 +62,6 @@ class DepResult:
         return {"name": self.name, "version": self.version, "variant": self.variant,
                 "status": self.status, "prefix": str(self.prefix), "changed": self.changed,
                 "seconds": round(self.seconds, 3), "needs": self.needs}
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DepsRunner:
@@ -176,7 +164,7 @@ class DepsRunner:
     def _build_one(self, recipe: Recipe, changed: list[str]) -> DepResult:
         started = time.monotonic()
         self.reporter.step(f"{recipe.key} ({self.toolchain.name}): building, because: {', '.join(changed)}")
-        with _locked(self.deps_dir / f".{recipe.key}.lock"):
+        with locked(self.deps_dir / f".{recipe.key}.lock"):
             paths = self._fetch_all(recipe, FetchReport())
             # Pins may have been written just now (first use): key the prefix on them.
             named, _ = self.inputs(recipe)

@@ -9,7 +9,6 @@ collected and reported with where to put it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,13 +19,14 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ContextManager
 
+from ..digests import sha256_file
 from ..errors import BuildError, ElkbuildError, ValidationFailed
 from ..executor import Executor
+from ..locks import locked
 from .archives import extract
 from .debian import DEFAULT_MIRROR, AptRoot, DebPin, DebSrcPin, pin_key
 from .patching import apply_patches
@@ -72,14 +72,6 @@ class FetchReport:
     pinned_now: list[str] = field(default_factory=list)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def wheel_key(source: Source) -> str:
     return f"{source.package}/{source.platform}/py{source.python}"
 
@@ -89,15 +81,9 @@ def url_basename(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", name) or "download"
 
 
-@contextmanager
-def file_lock(target: Path) -> Iterator[None]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def file_lock(target: Path) -> ContextManager[None]:
+    """The lock that guards writing `target`: .<name>.lock beside it."""
+    return locked(target.parent / f".{target.name}.lock")
 
 
 class SourceCache:

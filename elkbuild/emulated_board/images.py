@@ -13,19 +13,19 @@ or a parallel run never leaves a half-made layer behind.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import stat
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from ..deps.debian import mmdebstrap_argv
 from ..executor import Executor
+from ..locks import locked
 from ..rt_check import SOURCES as VST3HOST_SOURCES, build_host
 
 log = logging.getLogger("elkbuild.board")
@@ -104,17 +104,6 @@ class Layers:
     assets: Path
 
 
-@contextmanager
-def _locked(cache: Path) -> Iterator[None]:
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def board_cache(cache_dir: Path) -> Path:
     return cache_dir / "board"
 
@@ -128,7 +117,7 @@ def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None
     """Both layers, built if missing (the rootfs takes minutes, once)."""
     layers = cached_layers(cache_dir)
     say = progress or (lambda line: log.info("%s", line))
-    with _locked(board_cache(cache_dir)):
+    with locked(board_cache(cache_dir) / ".lock"):
         if not layers.rootfs.is_dir():
             build_rootfs(executor, layers.rootfs, say)
         if not layers.assets.is_dir():
@@ -148,12 +137,7 @@ def build_rootfs(executor: Executor, target: Path, say: Progress) -> None:
     recipe = ROOTFS_RECIPE
     say(f"building the board's Debian {recipe['suite']} {recipe['architecture']} userland "
         f"with mmdebstrap (a few minutes, once)")
-    argv = ["mmdebstrap", "--mode=root", f"--variant={recipe['variant']}",
-            f"--architectures={recipe['architecture']}",
-            f"--include={','.join(recipe['packages'])}"]
-    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in recipe["dpkg_excludes"]]
-    argv += [recipe["suite"], str(partial)]
-    executor.run(argv, on_line=lambda line: say(f"  {line}"),
+    executor.run(mmdebstrap_argv(recipe, partial), on_line=lambda line: say(f"  {line}"),
                  hint="mmdebstrap needs Debian's archive (deb.debian.org) and qemu-aarch64 "
                       "in binfmt_misc")
     shutil.copy2(CUSTOMIZE, partial / "tmp" / "elk-customize.sh")
@@ -213,7 +197,7 @@ def prune(cache_dir: Path, keep: Layers) -> list[Path]:
     cache = board_cache(cache_dir)
     if not cache.is_dir():
         return removed
-    with _locked(cache):
+    with locked(cache / ".lock"):
         for entry in cache.iterdir():
             stale_kind = entry.name.startswith(("rootfs-", "assets-"))
             if entry.is_dir() and stale_kind and entry not in (keep.rootfs, keep.assets):
