@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["board_fixtures", "docker_fixtures"]
+pytest_plugins = ["board_fixtures", "docker_fixtures", "native_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

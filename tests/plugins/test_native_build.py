@@ -10,27 +10,14 @@ import numpy as np
 import pytest
 from audio_helpers import onnx_reference
 from conftest import require_real_part
+from native_fixtures import require_native_build_tools
 
 from elkbuild.config import load_config
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugins import NativeBuild, build_native
+from elkbuild.plugins import NativeBuild
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_RATE = 48000
-
-
-@pytest.fixture(scope="module")
-def saturator_build() -> NativeBuild:
-    require_real_part(any(Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")),
-                      "JUCE's CMake package", "apt-get install juce-modules-source juce-tools")
-    require_real_part(shutil.which("c++") is not None and shutil.which("cmake") is not None,
-                      "a host C++ compiler and cmake", "apt-get install g++ cmake")
-    cache = load_config(REPO).cache_dir
-    # Built under the cache: a second run only relinks what changed.
-    build = build_native(REPO / "plugins" / "NeuralSaturator", LocalExecutor(), cache,
-                         cache / "test-builds", jobs=2)
-    print(f"native build of NeuralSaturator: {build.seconds:.1f} s")
-    return build
 
 
 @pytest.mark.slow
@@ -77,8 +64,7 @@ def test_classifier_sources_compile_with_the_onnx_engine(tmp_path):
 
     from elkbuild.plugins import load_project, onnxruntime_headers, onnxruntime_wheel_library
 
-    require_real_part(any(Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")),
-                      "JUCE's CMake package", "apt-get install juce-modules-source juce-tools")
+    require_native_build_tools()
     project = load_project(REPO / "plugins" / "OnsetClassifier")
     cache = load_config(REPO).cache_dir
     include = onnxruntime_headers(LocalExecutor(), cache)

@@ -5,12 +5,11 @@ patched JUCE, checked by rt-check (strict: engine calls count too)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_real_part
+from native_fixtures import require_native_build_tools
 
 from elkbuild.config import load_config
 from elkbuild.executor import LocalExecutor
@@ -41,10 +40,7 @@ def _onnx_classifier(path: Path) -> Path:
 
 
 def test_onnx_classifier_makes_no_unsafe_call_on_the_audio_thread(tmp_path: Path):
-    require_real_part(any(Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")),
-                      "JUCE's CMake package", "apt-get install juce-modules-source juce-tools")
-    require_real_part(shutil.which("g++") is not None and shutil.which("cmake") is not None,
-                      "a host C++ compiler and cmake", "apt-get install g++ cmake")
+    require_native_build_tools()
     model = _onnx_classifier(tmp_path / "models" / "onsets.onnx")
     project = new_plugin(NewPlugin("RtOnsets", "onnx", "classifier", model), tmp_path / "plugins")
     cache = load_config(REPO).cache_dir

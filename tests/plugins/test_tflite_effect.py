@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from audio_helpers import read_wav, write_wav
 from conftest import require_real_part
+from native_fixtures import require_native_build_tools
 
 from elkbuild.config import load_config
 from elkbuild.example_models import saturator_tflite_bytes, saturator_weights
@@ -96,10 +97,7 @@ def runtime() -> TfliteRuntime:
 
 @pytest.fixture(scope="module")
 def build(model: Path, runtime: TfliteRuntime) -> NativeBuild:
-    require_real_part(any(Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")),
-                      "JUCE's CMake package", "apt-get install juce-modules-source juce-tools")
-    require_real_part(shutil.which("g++") is not None and shutil.which("cmake") is not None,
-                      "a host C++ compiler and cmake", "apt-get install g++ cmake")
+    require_native_build_tools()
     cache = load_config(REPO).cache_dir
     # Rendered at a fixed place in the cache so the build folder is reused (JUCE is
     # compiled once); --force keeps the identity and re-renders the sources.

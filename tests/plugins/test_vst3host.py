@@ -16,7 +16,7 @@ from conftest import require_real_part
 from elkbuild.config import load_config
 from elkbuild.errors import BuildError, UsageError
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugins import NativeBuild, build_native
+from elkbuild.plugins import NativeBuild
 from elkbuild.rt_check import (VST3_SDK, HostBuild, build_host, format_report, plugin_info,
                                process_file, rt_check)
 
@@ -44,17 +44,6 @@ def build_dir() -> Path:
 def host(build_dir: Path) -> HostBuild:
     _require_compiler("g++", "g++")
     return build_host(LocalExecutor(), build_dir)
-
-
-@pytest.fixture(scope="module")
-def saturator_build() -> NativeBuild:
-    require_real_part(any(Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")),
-                      "JUCE's CMake package", "apt-get install juce-modules-source juce-tools")
-    require_real_part(shutil.which("c++") is not None and shutil.which("cmake") is not None,
-                      "a host C++ compiler and cmake", "apt-get install g++ cmake")
-    cache = load_config(REPO).cache_dir
-    return build_native(REPO / "plugins" / "NeuralSaturator", LocalExecutor(), cache,
-                        cache / "test-builds", jobs=2)
 
 
 def _compile_bad(into: Path, compiler: str, arch: str, *defines: str) -> Path:
