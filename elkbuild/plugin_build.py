@@ -32,7 +32,7 @@ from .deps.build_cache import tree_digest
 from .deps.staging import read_metadata
 from .errors import BuildError, UsageError
 from .juce import patched_juce, patched_juce_key
-from .plugins import PluginProject, load_project
+from .plugins import PluginProject, forget_build_of_other_source, load_project
 
 CONFIGS = ("Release", "Debug")
 ENGINE_DEPENDENCY = {"onnx": "onnxruntime", "tflite": "tflite"}
@@ -187,6 +187,7 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Any, make_executor: 
     if {"toolchain changed", "juce changed", "--force"} & set(changed):
         # CMake reads a toolchain file (and its *_INIT flags) only into a new cache.
         shutil.rmtree(build_dir, ignore_errors=True)
+    forget_build_of_other_source(build_dir, project.root)
     executor = make_executor()
     say(f"{name}: cmake configure ({engine.name} {engine.version})")
     juce_dir = patched_juce(executor, Path(cfg.cache_dir))

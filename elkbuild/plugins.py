@@ -316,6 +316,23 @@ class NativeBuild:
     seconds: float
 
 
+def forget_build_of_other_source(build_dir: Path, source: Path) -> bool:
+    """Build folders are named after the plugin; when the one found was configured for
+    a project elsewhere (moved, or another of the same name) CMake refuses it, so it
+    is removed and configured afresh. True when it was removed."""
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.is_file():
+        return False
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("CMAKE_HOME_DIRECTORY:"):
+            configured = line.split("=", 1)[1]
+            if Path(configured).resolve() == Path(source).resolve():
+                return False
+            shutil.rmtree(build_dir)
+            return True
+    return False
+
+
 def onnxruntime_wheel_library() -> Path:
     """libonnxruntime.so.<V> from the installed onnxruntime Python package."""
     spec = importlib.util.find_spec("onnxruntime")
@@ -422,6 +439,7 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
         raise ToolMissing("cmake", "apt-get install cmake")
     name = project.identity.name
     build_dir = build_root / "native" / name
+    forget_build_of_other_source(build_dir, project.root)
     prefix = ["nice", "-n", str(niceness)] if niceness is not None else []
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     started = time.monotonic()
