@@ -194,14 +194,14 @@ _SUSHI_HELP = {
 
 
 def _targets(host, board, all, port, user, os_version):
-    from elkbuild.board import select_boards
+    from elkbuild.board.ssh import select_boards
 
     return select_boards(load(), host or (), board or (), all, int(port) if port else None,
                          user or None, os_version or None)
 
 
 def _sushi(cfg, multicore_processing=None, timing_statistics=False, health_seconds=None):
-    from elkbuild.sushi_service import settings_for
+    from elkbuild.sushi.service import settings_for
 
     def of(b):
         return settings_for(b, cfg, multicore=int(multicore_processing)
@@ -221,7 +221,7 @@ def _one_board(boards):
 
 
 def _password(ask, boards=()):
-    from elkbuild.board import resolve_password
+    from elkbuild.board.ssh import resolve_password
 
     return resolve_password(ask, boards[0] if len(boards) == 1 else None)
 
@@ -242,7 +242,7 @@ def deploy(c, host=None, board=None, all=False, port=0, user="", os_version="", 
     """Send plugins and a Sushi config to the board(s): incremental, atomic, health-checked."""
     import sys
 
-    from elkbuild import deploy as dep
+    from elkbuild.deploy import deployment as dep
     from elkbuild.errors import UsageError
 
     cfg = load()
@@ -308,7 +308,7 @@ def rollback(c, host=None, board=None, all=False, port=0, user="", os_version=""
              password=False, trust_host_key=False, multicore_processing=0,
              timing_statistics=False, health_seconds="", json=False):
     """Return the board(s) to the previous release and restart Sushi."""
-    from elkbuild import deploy as dep
+    from elkbuild.deploy import deployment as dep
 
     cfg = load()
     boards = _targets(host, board, all, port, user, os_version)
@@ -324,7 +324,7 @@ def rollback(c, host=None, board=None, all=False, port=0, user="", os_version=""
 def ssh_setup(c, host=None, board=None, all=False, port=0, user="", os_version="",
               key="", password=False, trust_host_key=False):
     """Install your SSH public key on the board (logs in with the password once)."""
-    from elkbuild.board import connect, default_public_key, install_public_key
+    from elkbuild.board.ssh import connect, default_public_key, install_public_key
 
     boards = _targets(host, board, all, port, user, os_version)
     key_file = Path(key).expanduser() if key else default_public_key()
@@ -339,8 +339,8 @@ def ssh_setup(c, host=None, board=None, all=False, port=0, user="", os_version="
 def _sushi_task(action, host, board, port, user, os_version, password, trust_host_key,
                 multicore_processing=0, timing_statistics=False, health_seconds="",
                 config="", json=False):
-    from elkbuild import sushi_service
-    from elkbuild.board import connect
+    from elkbuild.sushi import service as sushi_service
+    from elkbuild.board.ssh import connect
     from elkbuild.cli import emit_json
 
     cfg = load()
@@ -407,8 +407,8 @@ def status(c, host=None, board=None, port=0, user="", os_version="", password=Fa
 def logs(c, host=None, board=None, port=0, user="", os_version="", password=False,
          trust_host_key=False, follow=False, lines=100):
     """Show Sushi's log on the board (journal for the service, log files otherwise)."""
-    from elkbuild import sushi_service
-    from elkbuild.board import connect
+    from elkbuild.sushi import service as sushi_service
+    from elkbuild.board.ssh import connect
 
     cfg = load()
     boards = _targets(host, board, False, port, user, os_version)
@@ -426,7 +426,7 @@ def logs(c, host=None, board=None, port=0, user="", os_version="", password=Fals
 def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
     """The one board named by --board or --host (or the only configured one), and
     where its os_version comes from, to check against the board (None: detect)."""
-    from elkbuild.board import select_boards
+    from elkbuild.board.ssh import select_boards
     from elkbuild.errors import UsageError
 
     if host and board:
@@ -451,7 +451,7 @@ _MONITOR_BOARD_HELP = {
 
 
 def _monitor_connect(target, password: bool, trust_host_key: bool):
-    from elkbuild.board import connect, resolve_password
+    from elkbuild.board.ssh import connect, resolve_password
 
     return connect(target, trust_host_key=trust_host_key,
                    password=resolve_password(password, target))
@@ -475,7 +475,7 @@ def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, 
             grace=3.0, json=False, fail_on_switch=False, source="", save="", password=False,
             trust_host_key=False):
     """Watch the real-time threads' mode switches (MSW on 0.11, ISW on 1.x) live."""
-    from elkbuild import monitor as _monitor
+    from elkbuild.monitor import session as _monitor
     from elkbuild.cli import emit_json
     from elkbuild.errors import UsageError
 
@@ -510,7 +510,7 @@ def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, 
 def debug(c, config="", host="", board="", port=0, user="", os_version="", sushi="",
           timeout=60.0, gdbserver="", gdb="", json=False, password=False, trust_host_key=False):
     """Run Sushi under gdb with --debug-mode-sw; print the backtrace of the first mode switch."""
-    from elkbuild import debug as _debug
+    from elkbuild.monitor import debug as _debug
     from elkbuild.cli import emit_json
 
     arguments = _debug.sushi_args(config)
@@ -548,7 +548,7 @@ def docker_image(c, toolchain="", seed_base=False, sdk_installer="", sdk_sha256=
                  mirror="", json=False, verbose=False):
     """Build a toolchain's Docker image; reused while its inputs are unchanged."""
     from elkbuild.cli import emit_json
-    from elkbuild.docker_commands import BuildDisplay, build_image, image_toolchain
+    from elkbuild.docker.commands import BuildDisplay, build_image, image_toolchain
 
     cfg = load()
     chosen = image_toolchain(toolchain or cfg.toolchain, sdk_installer=sdk_installer,
@@ -571,7 +571,7 @@ def docker_image(c, toolchain="", seed_base=False, sdk_installer="", sdk_sha256=
 def docker_engine(c, start=False, stop=False, json=False):
     """Show, start or stop the Docker engine elkbuild builds with."""
     from elkbuild.cli import emit_json
-    from elkbuild.docker_commands import engine_command
+    from elkbuild.docker.commands import engine_command
 
     state = engine_command(load(), start=start, stop=stop)
     if json:
@@ -696,8 +696,8 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
     """Render a JUCE VST3 plugin project for a model into plugins/NAME."""
     from elkbuild.cli import emit_json
     from elkbuild.errors import UsageError
-    from elkbuild.plugin_project import plugins_dir
-    from elkbuild.plugins import NewPlugin, new_plugin as render
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import NewPlugin, new_plugin as render
 
     for flag, value in (("--engine", engine), ("--kind", kind), ("--model", model)):
         if not value:
@@ -731,7 +731,7 @@ def build(c, plugin=None, toolchain="", config="Release", board_profile="", loca
     """Cross-build plugin projects into deployable bundles (engine .so files, model, ABI gate)."""
     from elkbuild.cli import emit_json
     from elkbuild.deps.commands import RichReporter
-    from elkbuild.plugin_build import build_plugins
+    from elkbuild.plugin.cross_build import build_plugins
 
     builds = build_plugins(load(), list(plugin or ()), toolchain_name=toolchain or None,
                            config=config, profile_name=board_profile or None, local=local,
@@ -766,9 +766,9 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
     from elkbuild.cli import emit_json
     from elkbuild.errors import UsageError, ValidationFailed
     from elkbuild.executor import LocalExecutor
-    from elkbuild.plugin_project import plugins_dir
-    from elkbuild.plugins import build_native as build
-    from elkbuild.rt_check import format_report, rt_check as check
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import build_native as build
+    from elkbuild.vst3host.rt_check import format_report, rt_check as check
 
     if bool(plugin) == bool(bundle):
         raise UsageError("give --plugin NAME or --bundle PATH", "e.g. invoke rt-check --plugin NeuralSaturator")
@@ -797,7 +797,7 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
 def example_models(c, out="", json=False):
     """Make the example models (ONNX saturator, TFLite classifier) and print reference outputs."""
     from elkbuild.cli import emit_json
-    from elkbuild.example_models import reference_outputs, write_examples
+    from elkbuild.plugin.example_models import reference_outputs, write_examples
 
     cfg = load()
     folder = Path(out) if out else cfg.cache_dir / "example-models"
@@ -817,8 +817,8 @@ def build_native(c, name, jobs=2, json=False):
     """Build plugins/NAME for this machine (x86_64) with JUCE and ONNX Runtime's wheel."""
     from elkbuild.cli import emit_json
     from elkbuild.executor import LocalExecutor
-    from elkbuild.plugin_project import plugins_dir
-    from elkbuild.plugins import build_native as build
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import build_native as build
 
     cfg = load()
     project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / name

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from elkbuild.config import load_config  # noqa: E402
 from elkbuild.deps import DepsRunner  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-from elkbuild.toolchains import get_toolchain  # noqa: E402
+from elkbuild.build.toolchains import get_toolchain  # noqa: E402
 
 
 def timed(action) -> tuple[float, object]:

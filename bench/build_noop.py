@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
-from elkbuild.toolchains import get_toolchain  # noqa: E402
+from elkbuild.build.toolchains import get_toolchain  # noqa: E402
 
 
 def median_seconds(action, repeat: int) -> float:

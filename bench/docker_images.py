@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from elkbuild.container import ContainerExecutor  # noqa: E402
-from elkbuild.docker_engine import seed_base_image, start_private_engine, stop_private_engine  # noqa: E402
-from elkbuild.docker_images import ensure_image  # noqa: E402
+from elkbuild.docker.container import ContainerExecutor  # noqa: E402
+from elkbuild.docker.engine import seed_base_image, start_private_engine, stop_private_engine  # noqa: E402
+from elkbuild.docker.images import ensure_image  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-from elkbuild.toolchains import get_toolchain  # noqa: E402
+from elkbuild.build.toolchains import get_toolchain  # noqa: E402
 
 
 def timed(action) -> tuple[float, object]:

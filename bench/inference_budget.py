@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-from elkbuild.plugins import build_native  # noqa: E402
-from elkbuild.rt_check import rt_check  # noqa: E402
+from elkbuild.plugin.project import build_native  # noqa: E402
+from elkbuild.vst3host.rt_check import rt_check  # noqa: E402
 
 
 def main() -> int:

@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from elkbuild import deploy as dep  # noqa: E402
+from elkbuild.deploy import deployment as dep  # noqa: E402
 from elkbuild.emulated_board import EmulatedBoard, free_port  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-from elkbuild.sushi_service import settings_for  # noqa: E402
+from elkbuild.sushi.service import settings_for  # noqa: E402
 
 from deploy.helpers import board_profile, make_bundle, sushi_config  # noqa: E402
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from invoke import task
 from invoke.exceptions import Exit
 
-from .errors import ElkbuildError, ValidationFailed
+from elkbuild.errors import ElkbuildError, ValidationFailed
 
 PROG = "elkbuild"
 

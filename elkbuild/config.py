@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import yaml
 
-from .errors import MISSING, ConfigError, UsageError
+from elkbuild.errors import MISSING, ConfigError, UsageError
 
 PROJECT_FILE = "elkbuild.yaml"
 DEFAULT_SOURCE = "built-in default"

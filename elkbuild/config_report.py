@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .cli import emit_json
-from .config import Config
-from .errors import UsageError
+from elkbuild.cli import emit_json
+from elkbuild.config import Config
+from elkbuild.errors import UsageError
 
 
 def print_config(cfg: Config, prefix: str = "", as_json: bool = False) -> None:

@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import Board, Config
-from .errors import BuildError, ValidationFailed
-from .sushi import VERSIONS, check_file, render_rigs
+from elkbuild.config import Board, Config
+from elkbuild.errors import BuildError, ValidationFailed
+from elkbuild.sushi import VERSIONS, check_file, render_rigs
 
 EXAMPLE_PLUGIN = "NeuralSaturator"
 EXAMPLE_RIG = "neural-mono"
@@ -91,9 +91,9 @@ def check_rigs(cfg: Config, step: Callable[[str, str], None]) -> None:
 
 
 def build_example(cfg: Config, step: Callable[[str, str], None], options: DemoOptions) -> Path:
-    from .deps.commands import RichReporter
-    from .docker_commands import BuildDisplay, build_image, image_toolchain
-    from .plugin_build import build_plugins
+    from elkbuild.deps.commands import RichReporter
+    from elkbuild.docker.commands import BuildDisplay, build_image, image_toolchain
+    from elkbuild.plugin.cross_build import build_plugins
 
     image = build_image(cfg, image_toolchain(cfg.toolchain, cfg=cfg),
                         display=BuildDisplay(quiet=options.quiet))
@@ -107,8 +107,8 @@ def build_example(cfg: Config, step: Callable[[str, str], None], options: DemoOp
 
 
 def start_board(cfg: Config, step: Callable[[str, str], None], options: DemoOptions) -> Any:
-    from .emulated_board import EmulatedBoard
-    from .executor import LocalExecutor
+    from elkbuild.emulated_board import EmulatedBoard
+    from elkbuild.executor import LocalExecutor
 
     board = EmulatedBoard(LocalExecutor(), cfg.cache_dir, name=options.board_name,
                           port=options.port)
@@ -129,8 +129,8 @@ def board_target(board: Any) -> Board:
 
 def deploy_example(cfg: Config, step: Callable[[str, str], None], target: Board, bundle: Path,
                    options: DemoOptions) -> None:
-    from .deploy import collect_payload, deploy_many, render_rig_config
-    from .sushi_service import settings_for
+    from elkbuild.deploy.deployment import collect_payload, deploy_many, render_rig_config
+    from elkbuild.sushi.service import settings_for
 
     name, data = render_rig_config(cfg, EXAMPLE_RIG, target)
     payload = collect_payload([bundle], (name, data, EXAMPLE_RIG))
@@ -181,8 +181,8 @@ def _wav_samples(data: bytes) -> np.ndarray:
 
 def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> None:
     """Sushi's offline mode on the board, through the deployed plugin, against the model."""
-    from .models import read_model
-    from .plugins import load_project
+    from elkbuild.plugin.models import read_model
+    from elkbuild.plugin.project import load_project
 
     project = load_project(Path(cfg.root) / "plugins" / EXAMPLE_PLUGIN)
     audio = test_signal()
@@ -209,9 +209,9 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
 
 
 def watch(step: Callable[[str, str], None], target: Board, options: DemoOptions) -> None:
-    from . import monitor
-    from .board import connect
-    from .cli import emit_json
+    from elkbuild.monitor import session as monitor
+    from elkbuild.board.ssh import connect
+    from elkbuild.cli import emit_json
 
     presenter = monitor.JsonPresenter(emit_json) if options.quiet else monitor.TablePresenter()
     settings = monitor.MonitorOptions(interval=0.5, duration=options.monitor_seconds, grace=1.0,

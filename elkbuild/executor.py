@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from .errors import CommandFailed, ToolMissing
+from elkbuild.errors import CommandFailed, ToolMissing
 
 log = logging.getLogger("elkbuild.exec")
 

@@ -18,15 +18,15 @@ from typing import Iterator
 import pytest
 from conftest import IN_CI, require_real_part
 
-from elkbuild.docker_engine import (
+from elkbuild.docker.engine import (
     private_engine,
     reachable_engine,
     start_private_engine,
     stop_private_engine,
 )
-from elkbuild.docker_images import ImageResult, ensure_image
+from elkbuild.docker.images import ImageResult, ensure_image
 from elkbuild.executor import LocalExecutor
-from elkbuild.toolchains import Toolchain, default_cache_dir, get_toolchain
+from elkbuild.build.toolchains import Toolchain, default_cache_dir, get_toolchain
 
 FRESH_ENGINE = IN_CI or os.environ.get("ELKBUILD_TEST_FRESH_ENGINE", "") not in ("", "0")
 

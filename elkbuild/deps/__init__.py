@@ -7,6 +7,6 @@ with build_cache.py keying every staged prefix; runner.py ties them together.
 
 from __future__ import annotations
 
-from .runner import DepResult, DepsRunner
+from elkbuild.deps.runner import DepResult, DepsRunner
 
 __all__ = ["DepResult", "DepsRunner"]

@@ -7,7 +7,7 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from ..errors import BuildError
+from elkbuild.errors import BuildError
 
 
 def _strip(name: str, levels: int) -> str | None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .recipes import Recipe, canonical
+from elkbuild.deps.recipes import Recipe, canonical
 
 RUNNER_FORMAT = "1"
 """Bumped when the way elkbuild builds or stages changes what a prefix contains."""

@@ -10,9 +10,9 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..executor import Executor, LineSink
-from .fetchcontent import cmake_variable
-from .recipes import Recipe
+from elkbuild.executor import Executor, LineSink
+from elkbuild.deps.fetchcontent import cmake_variable
+from elkbuild.deps.recipes import Recipe
 
 WRAPPER_NAME = "elkbuild-recipe-toolchain.cmake"
 

@@ -8,10 +8,10 @@ from typing import Any, Iterator
 
 from rich.console import Console
 
-from ..errors import UsageError
-from .recipes import VARIANTS
-from .runner import DepResult, DepsRunner
-from .source_cache import FetchReport
+from elkbuild.errors import UsageError
+from elkbuild.deps.recipes import VARIANTS
+from elkbuild.deps.runner import DepResult, DepsRunner
+from elkbuild.deps.source_cache import FetchReport
 
 
 class RichReporter:
@@ -50,7 +50,7 @@ def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, of
                 jobs: int = 0, from_source: bool = False, variant: str = "",
                 allow_unpinned: bool = False, update: bool = False,
                 reporter: Any = None, make_executor: Any = None) -> DepsRunner:
-    from ..toolchains import get_toolchain  # late: only tasks need the registry
+    from elkbuild.build.toolchains import get_toolchain  # late: only tasks need the registry
 
     if jobs < 0:
         raise UsageError(f"--jobs {jobs}: must be 1 or more (0 means one per core)")

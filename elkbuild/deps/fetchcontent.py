@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BuildError
-from .recipes import UNKNOWN_SHA256, FetchContentSpec, Source
+from elkbuild.errors import BuildError
+from elkbuild.deps.recipes import UNKNOWN_SHA256, FetchContentSpec, Source
 
 _DECLARE = re.compile(r"OverridableFetchContent_Declare\s*\(", re.IGNORECASE)
 _KEYS = ("GIT_REPOSITORY", "GIT_TAG", "URL", "URL_HASH")

@@ -23,8 +23,8 @@ from typing import Any, ContextManager
 
 import yaml
 
-from ..errors import ConfigError, MISSING
-from ..locks import locked
+from elkbuild.errors import ConfigError, MISSING
+from elkbuild.locks import locked
 
 LOCK_FILE_NAME = "elkbuild-deps.lock.yaml"
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ..errors import ConfigError, MISSING, UsageError, ValidationFailed
+from elkbuild.errors import ConfigError, MISSING, UsageError, ValidationFailed
 
 BUILTIN_RECIPES = Path(__file__).resolve().parent / "recipes"
 BUILTIN_PATCHES = Path(__file__).resolve().parent / "patches"

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from ..errors import BuildError
-from ..executor import Executor, LocalExecutor
-from ..locks import locked
-from . import build_cache, cmake_build, fetchcontent, staging
-from .archives import extract
-from .lockfile import LOCK_FILE_NAME, PinFile, now
-from .patching import apply_patches
-from .recipes import Recipe, Source, load_recipes, recipe_dirs, select
-from .source_cache import FetchReport, MissingSources, SourceCache
+from elkbuild.errors import BuildError
+from elkbuild.executor import Executor, LocalExecutor
+from elkbuild.locks import locked
+from elkbuild.deps import build_cache, cmake_build, fetchcontent, staging
+from elkbuild.deps.archives import extract
+from elkbuild.deps.lockfile import LOCK_FILE_NAME, PinFile, now
+from elkbuild.deps.patching import apply_patches
+from elkbuild.deps.recipes import Recipe, Source, load_recipes, recipe_dirs, select
+from elkbuild.deps.source_cache import FetchReport, MissingSources, SourceCache
 
 log = logging.getLogger("elkbuild.deps")
 

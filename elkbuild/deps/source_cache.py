@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from ..digests import sha256_file
-from ..errors import BuildError, ElkbuildError, ValidationFailed
-from ..executor import Executor
-from ..locks import locked
-from .archives import extract
-from .debian import DEFAULT_MIRROR, AptRoot, DebPin, DebSrcPin, pin_key
-from .patching import apply_patches
-from .lockfile import PinFile, now
-from .recipes import UNKNOWN_SHA256, Recipe, Source
+from elkbuild.digests import sha256_file
+from elkbuild.errors import BuildError, ElkbuildError, ValidationFailed
+from elkbuild.executor import Executor
+from elkbuild.locks import locked
+from elkbuild.deps.archives import extract
+from elkbuild.deps.debian import DEFAULT_MIRROR, AptRoot, DebPin, DebSrcPin, pin_key
+from elkbuild.deps.patching import apply_patches
+from elkbuild.deps.lockfile import PinFile, now
+from elkbuild.deps.recipes import UNKNOWN_SHA256, Recipe, Source
 
 log = logging.getLogger("elkbuild.deps")
 

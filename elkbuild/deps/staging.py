@@ -19,9 +19,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from ..errors import BuildError
-from ..executor import Executor
-from .recipes import InstallRule
+from elkbuild.errors import BuildError
+from elkbuild.executor import Executor
+from elkbuild.deps.recipes import InstallRule
 
 METADATA = "elkbuild-dep.json"
 ELF_MACHINES = {"aarch64": "EM_AARCH64", "arm64": "EM_AARCH64", "x86_64": "EM_X86_64",

@@ -6,7 +6,7 @@ differs from a real Raspberry Pi 4 running Elk Audio OS.
 
 from __future__ import annotations
 
-from .instance import (DEFAULT_NAME, DEFAULT_PORT, HOST, PASSWORD, PROFILES,
+from elkbuild.emulated_board.instance import (DEFAULT_NAME, DEFAULT_PORT, HOST, PASSWORD, PROFILES,
                        SUSHI_AUDIO_THREAD, SUSHI_MAIN_THREAD, SUSHI_WORKER_THREAD, USER,
                        EmulatedBoard, free_port)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..errors import BoardError, ToolMissing
-from ..executor import Executor
+from elkbuild.errors import BoardError, ToolMissing
+from elkbuild.executor import Executor
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"

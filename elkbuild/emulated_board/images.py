@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..deps.debian import mmdebstrap_argv
-from ..executor import Executor
-from ..locks import locked
-from ..rt_check import SOURCES as VST3HOST_SOURCES, build_host
+from elkbuild.deps.debian import mmdebstrap_argv
+from elkbuild.executor import Executor
+from elkbuild.locks import locked
+from elkbuild.vst3host.rt_check import SOURCES as VST3HOST_SOURCES, build_host
 
 log = logging.getLogger("elkbuild.board")
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import BoardError, ToolMissing, UsageError
-from ..executor import Completed, Executor
-from . import host, images
+from elkbuild.errors import BoardError, ToolMissing, UsageError
+from elkbuild.executor import Completed, Executor
+from elkbuild.emulated_board import host, images
 
 log = logging.getLogger("elkbuild.board")
 

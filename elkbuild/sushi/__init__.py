@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from .check import FileVerdict, Report, check_document, check_file, detect_version
-from .render import dumps, find_rigs, render, render_rig, render_rigs, write_config
-from .rig import Rig, load_rig
-from .versions import VERSIONS, normalize_version
+from elkbuild.sushi.check import FileVerdict, Report, check_document, check_file, detect_version
+from elkbuild.sushi.render import dumps, find_rigs, render, render_rig, render_rigs, write_config
+from elkbuild.sushi.rig import Rig, load_rig
+from elkbuild.sushi.versions import VERSIONS, normalize_version
 
 __all__ = [
     "VERSIONS", "FileVerdict", "Report", "Rig", "check_document", "check_file",

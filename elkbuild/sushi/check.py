@@ -22,8 +22,8 @@ from typing import Any, Iterable, Iterator, Sequence
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
-from ..errors import ElkbuildError
-from .versions import INTERNAL_PLUGINS, ONLY_1X_KEYS, SCHEMA_OF_SECTION, SECTIONS, VERSIONS
+from elkbuild.errors import ElkbuildError
+from elkbuild.sushi.versions import INTERNAL_PLUGINS, ONLY_1X_KEYS, SCHEMA_OF_SECTION, SECTIONS, VERSIONS
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 

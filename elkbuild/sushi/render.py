@@ -20,11 +20,11 @@ from typing import Any, Protocol, Sequence
 
 import jinja2
 
-from ..errors import MISSING, SushiConfigError, UsageError, ValidationFailed
-from ..plugin_project import DEFAULT_INSTALL_DIR, DEFAULT_PLUGINS_DIR
-from .check import check_document, json_path
-from .rig import Rig, load_rig
-from .versions import INTERNAL_PLUGINS, VERSIONS
+from elkbuild.errors import MISSING, SushiConfigError, UsageError, ValidationFailed
+from elkbuild.plugin.identity import DEFAULT_INSTALL_DIR, DEFAULT_PLUGINS_DIR
+from elkbuild.sushi.check import check_document, json_path
+from elkbuild.sushi.rig import Rig, load_rig
+from elkbuild.sushi.versions import INTERNAL_PLUGINS, VERSIONS
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "sushi"
 RIG_SUFFIXES = (".yaml", ".yml")

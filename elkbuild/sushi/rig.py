@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..config import read_yaml_file
-from ..errors import MISSING, ConfigError
-from ..plugin_project import PluginIdentity, identity_path, known_projects, load_identity
-from .check import json_path
+from elkbuild.config import read_yaml_file
+from elkbuild.errors import MISSING, ConfigError
+from elkbuild.plugin.identity import PluginIdentity, identity_path, known_projects, load_identity
+from elkbuild.sushi.check import json_path
 
 Key = tuple[str | int, ...]
 PLUGIN_TYPES = ("internal", "vst2x", "vst3x", "lv2")

@@ -5,7 +5,7 @@ Elk Audio OS 0.11 ships Sushi 0.11; Elk Audio OS 1.x ships Sushi 1.0 and later.
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from elkbuild.errors import UsageError
 
 VERSIONS = ("0.11", "1.x")
 

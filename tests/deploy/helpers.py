@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from elkbuild.board import known_hosts_name
+from elkbuild.board.ssh import known_hosts_name
 from elkbuild.config import Board
 
 HERE = Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from conftest import IN_CI, require_real_part
 
 from elkbuild.config import load_config
 from elkbuild.executor import Executor
-from elkbuild.toolchains import get_toolchain
+from elkbuild.build.toolchains import get_toolchain
 
 
 def _local_toolchain(cfg: Any, sysroot: str) -> tuple[Any, Callable[[], Executor]]:

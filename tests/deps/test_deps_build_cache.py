@@ -11,7 +11,7 @@ from deps_helpers import make_tarball, sha256_of, write_recipe, project  # noqa:
 from elkbuild.deps import DepsRunner, build_cache
 from elkbuild.deps.recipes import load_recipes
 from elkbuild.errors import BuildError
-from elkbuild.toolchains import get_toolchain
+from elkbuild.build.toolchains import get_toolchain
 
 RECIPE = """\
 name: mini

@@ -10,7 +10,7 @@ from deps_helpers import make_tarball, project, sha256_of, write_recipe  # noqa:
 from elkbuild.deps import DepsRunner
 from elkbuild.deps.recipes import load_recipes
 from elkbuild.deps.source_cache import MissingSources
-from elkbuild.toolchains import get_toolchain
+from elkbuild.build.toolchains import get_toolchain
 
 
 def make_upstream(tmp_path: Path) -> tuple[Path, Path]:

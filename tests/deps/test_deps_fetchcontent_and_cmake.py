@@ -12,7 +12,7 @@ from elkbuild.deps import cmake_build, fetchcontent
 from elkbuild.deps.patching import apply_patches
 from elkbuild.deps.recipes import BUILTIN_RECIPES, FetchContentSpec, load_recipes, select
 from elkbuild.errors import BuildError
-from elkbuild.toolchains import get_toolchain
+from elkbuild.build.toolchains import get_toolchain
 
 MODULES = "tensorflow/lite/tools/cmake/modules"
 

@@ -10,7 +10,7 @@ import yaml
 
 from elkbuild.deps.recipes import BUILTIN_RECIPES, load_recipe, load_recipes, parse_recipe, select
 from elkbuild.errors import ConfigError, UsageError, ValidationFailed
-from elkbuild.toolchains import TOOLCHAINS
+from elkbuild.build.toolchains import TOOLCHAINS
 
 
 def test_builtin_recipes_cover_every_aarch64_toolchain():

@@ -8,7 +8,7 @@ import pytest
 from sushi_helpers import REPO
 
 from elkbuild.errors import ConfigError
-from elkbuild.plugin_project import identity_path, known_projects, load_identity
+from elkbuild.plugin.identity import identity_path, known_projects, load_identity
 
 GOOD = """\
 name: Fuzz

@@ -1,0 +1,136 @@
+"""The first full loop, on real parts only: the ONNX example plugin cross-built for
+aarch64 in the debian-arm64 container (`invoke build`), deployed with its rig to
+the emulated Elk board (`invoke deploy`), run there by the board's Sushi in offline
+mode, where the deployed binaries really load under qemu; the board's output must
+match onnxruntime's Python output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import onnx_reference, read_wav, write_wav
+from cli_helpers import run_task
+from deploy.helpers import project_file
+
+from elkbuild.bundle.abi_gate import require_deployable
+from elkbuild.build.profiles import get_board_profile
+from elkbuild.bundle.assemble import read_dynamic
+from elkbuild.config import load_config
+from elkbuild.plugin.cross_build import build_plugin
+from elkbuild.build.toolchains import get_toolchain
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = "NeuralSaturator"
+RATE = 48000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, debian_arm64_image, elkbuild_cache) -> Path:
+    """A project of its own: the example plugin and rig, and nothing built yet."""
+    root = tmp_path_factory.mktemp("loop")
+    shutil.copytree(REPO / "plugins" / PLUGIN, root / "plugins" / PLUGIN)
+    (root / "sushi-configs").mkdir()
+    shutil.copy2(REPO / "sushi-configs" / "neural-mono.yaml", root / "sushi-configs")
+    return root
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {"ELKBUILD_CACHE": str(cache)}
+
+
+@pytest.fixture(scope="module")
+def built(project: Path, elkbuild_cache: Path) -> dict:
+    done = run_task("build", "--plugin", PLUGIN, "--json", project=project,
+                    env=_env(elkbuild_cache), timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (result,) = [json.loads(line) for line in done.stdout.splitlines()]
+    return result
+
+
+def test_build_makes_a_deployable_aarch64_bundle(built: dict, project: Path):
+    # Gated against a real Elk 1.x board (glibc 2.35, libstdc++ 3.4.29), not just the
+    # emulated one: static libstdc++ and the arc4random shim keep it within both.
+    assert built["status"] == "built" and built["board_profile"] == "elk-1.x"
+    bundle = Path(built["bundle"])
+    assert bundle == project / "build" / "bundles" / "debian-arm64" / f"{PLUGIN}.vst3"
+    folder = bundle / "Contents" / "aarch64-linux"
+    binary = read_dynamic(folder / f"{PLUGIN}.so")
+    assert binary.machine == "EM_AARCH64" and binary.runpath == ("$ORIGIN",)
+    # Every library the plugin needs beyond the board's own travels with it,
+    # found by walking DT_NEEDED: the engine, and what Debian's JUCE links in.
+    assert {"libonnxruntime.so.1", "libpng16.so.16", "libfreetype.so.6"} <= \
+        {p.name for p in folder.iterdir()}
+    assert not [n for n in binary.needed if n.startswith(("libX11", "libcurl", "libgtk"))]
+    assert (bundle / "Contents" / "Resources" / "saturator.onnx").is_file()
+    for profile in ("elk-1.x", "emulated"):
+        require_deployable(bundle, get_board_profile(profile))  # raises on any problem
+
+
+def test_unchanged_build_is_a_no_op_that_starts_no_container(built: dict, project: Path,
+                                                              elkbuild_cache: Path):
+    cfg = load_config(project, {"cache_dir": str(elkbuild_cache)})
+    toolchain = get_toolchain("debian-arm64", cfg)
+
+    def no_container():
+        raise AssertionError("an up-to-date build must not start the container")
+
+    def engine_prefix(name: str) -> Path:
+        return project / "build" / "deps" / "debian-arm64" / f"{name}-1.21.1"
+
+    again = build_plugin(project / "plugins" / PLUGIN, cfg=cfg, toolchain=toolchain,
+                         make_executor=no_container, stage_engine=engine_prefix)
+    assert again.status == "up to date" and again.bundle.path == Path(built["bundle"])
+
+    task = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))
+    assert task.returncode == 0 and f"{PLUGIN}: up to date" in task.stdout, task.stderr
+
+
+def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: dict, project: Path,
+                                                                       elkbuild_cache: Path):
+    bundle = Path(built["bundle"])
+    binary = bundle / "Contents" / "aarch64-linux" / f"{PLUGIN}.so"
+    before = binary.read_bytes()
+    # Elk 0.11 has glibc 2.31: a bookworm-built plugin needs 2.35, and the gate says so.
+    refused = run_task("build", "--plugin", PLUGIN, "--board-profile", "elk-0.11", project=project,
+                       env=_env(elkbuild_cache), timeout=600)
+    assert refused.returncode == 1, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "cannot run on the elk-0.11 board" in refused.stderr and "GLIBC_2.35" in refused.stderr
+    assert "rebuild it with elk-sdk-0.11.0" in refused.stderr
+    assert binary.read_bytes() == before
+    assert sorted(p.name for p in bundle.parent.iterdir() if p.is_dir()) == [f"{PLUGIN}.vst3"]
+    again = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))
+    assert again.returncode == 0 and f"{PLUGIN}: up to date" in again.stdout, again.stderr
+
+
+def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
+        built: dict, project: Path, fresh_emulated_board, elkbuild_cache: Path, tmp_path: Path):
+    board = fresh_emulated_board
+    project_file(board, project)
+    done = run_task("deploy", "--board", "emu", "--plugin", PLUGIN, "--rig", "neural-mono",
+                    "--json", "--no-progress", project=project, env=_env(elkbuild_cache),
+                    timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    rng = np.random.default_rng(5)
+    audio = (rng.uniform(-1, 1, (1, 4800)) * np.linspace(0.05, 1.5, 4800)).astype(np.float32)
+    write_wav(board.path("/udata/in.wav"), audio, RATE)
+    processed = board.run(["sushi", "-o", "-c", "/home/mind/config_files/neural-mono.json",
+                           "-i", "/udata/in.wav", "-O", "/udata/out.wav"], user="mind")
+    assert processed.returncode == 0, processed.stderr
+    log = board.run(["cat", "/tmp/sushi.log"]).stdout
+    assert "Processing /udata/in.wav through 1 VST3 plugin(s)" in log, log
+
+    out, rate = read_wav(board.path("/udata/out.wav"))
+    assert rate == RATE and out.shape == audio.shape
+    expected = onnx_reference(project / "plugins" / PLUGIN / "model" / "saturator.onnx", audio, 64)
+    error = float(np.max(np.abs(out - expected)))
+    print(f"board output vs onnxruntime: max error {error:.2e}")
+    assert error < 1e-5
+    assert np.max(np.abs(out - audio)) > 0.1  # the model really ran: saturation is audible

@@ -1,0 +1,173 @@
+"""The TensorFlow Lite engine of the plugin template, end to end with real parts.
+
+A TFLite saturator (elkbuild.example_models.saturator_tflite_bytes) is rendered as a
+`kind: effect` plugin, built natively on this host against Debian sid's
+libtensorflow-lite (the bookworm host has none: elkbuild.build.tflite_runtime makes a sid
+tree with mmdebstrap), and run by elkbuild's VST3 host *inside* that tree, where the
+loader finds sid's glibc and abseil. Its output must match the Python TFLite
+interpreter (ai-edge-litert), and rt-check (strict: engine calls count too) must
+find no allocation or lock on the audio thread: TFLite's Invoke() works in the
+arena AllocateTensors() made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import read_wav, write_wav
+from conftest import require_real_part
+from native_fixtures import require_native_build_tools
+
+from elkbuild.config import load_config
+from elkbuild.plugin.example_models import saturator_tflite_bytes, saturator_weights
+from elkbuild.executor import LocalExecutor
+from elkbuild.plugin.project import NativeBuild, NewPlugin, build_native, new_plugin
+from elkbuild.vst3host.rt_check import build_host, format_report, process_file, rt_check
+from elkbuild.build.tflite_runtime import TfliteRuntime, TreeExecutor, ensure_runtime, tflite_engine
+
+REPO = Path(__file__).resolve().parents[2]
+FRAME = 64
+SAMPLE_RATE = 48000
+
+pytestmark = pytest.mark.slow
+
+
+def _interpreter_reference(model: Path, audio: np.ndarray) -> np.ndarray:
+    """The LiteRT interpreter's output per channel, frame by frame, zero-padded (as the
+    plugin pads a block's last partial frame)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    index_in = interpreter.get_input_details()[0]["index"]
+    index_out = interpreter.get_output_details()[0]["index"]
+    out = np.empty_like(audio)
+    for channel in range(audio.shape[0]):
+        padded = np.zeros(-(-audio.shape[1] // FRAME) * FRAME, dtype=np.float32)
+        padded[:audio.shape[1]] = audio[channel]
+        frames = []
+        for start in range(0, padded.size, FRAME):
+            interpreter.set_tensor(index_in, padded[start:start + FRAME].reshape(1, FRAME))
+            interpreter.invoke()
+            frames.append(interpreter.get_tensor(index_out).ravel().copy())
+        out[channel] = np.concatenate(frames)[:audio.shape[1]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "saturator.tflite"
+    path.write_bytes(saturator_tflite_bytes(frame=FRAME))
+    return path
+
+
+def test_saturator_tflite_model_is_the_numpy_formula(model: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert saturator_tflite_bytes(frame=FRAME) == model.read_bytes()  # deterministic
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    detail_in = interpreter.get_input_details()[0]
+    detail_out = interpreter.get_output_details()[0]
+    assert list(detail_in["shape"]) == [1, FRAME] and list(detail_out["shape"]) == [1, FRAME]
+    assert detail_in["dtype"] == detail_out["dtype"] == np.float32
+    x = np.random.default_rng(5).uniform(-2.0, 2.0, (1, FRAME)).astype(np.float32)
+    interpreter.set_tensor(detail_in["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(detail_out["index"])
+    assert np.max(np.abs(y - saturator_weights().apply(x))) < 1e-6
+    assert np.max(np.abs(y - x)) > 0.1  # it saturates
+
+
+@pytest.fixture(scope="module")
+def runtime() -> TfliteRuntime:
+    require_real_part(shutil.which("mmdebstrap") is not None and shutil.which("unshare") is not None,
+                      "mmdebstrap and unshare", "apt-get install mmdebstrap util-linux")
+    require_real_part(os.geteuid() == 0, "root (mmdebstrap --mode=root, chroot)", "run as root")
+    started = time.monotonic()
+    found = ensure_runtime(LocalExecutor(), load_config(REPO).cache_dir)
+    print(f"TFLite runtime tree {found.root.name} ({found.version}) "
+          f"ready in {time.monotonic() - started:.1f} s")
+    return found
+
+
+@pytest.fixture(scope="module")
+def build(model: Path, runtime: TfliteRuntime) -> NativeBuild:
+    require_native_build_tools()
+    cache = load_config(REPO).cache_dir
+    # Rendered at a fixed place in the cache so the build folder is reused (JUCE is
+    # compiled once); --force keeps the identity and re-renders the sources.
+    projects = cache / "test-builds" / "tflite-projects"
+    project = new_plugin(NewPlugin("TfliteSaturator", "tflite", "effect", model), projects, force=True)
+    built = build_native(project.root, LocalExecutor(), cache, cache / "test-builds", jobs=2,
+                         engine=tflite_engine(runtime))
+    print(f"TfliteSaturator built in {built.seconds:.1f} s")
+    return built
+
+
+@pytest.fixture(scope="module")
+def host_dir() -> Path:
+    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
+
+
+def _in_tree(runtime: TfliteRuntime, host_dir: Path, *folders: Path) -> TreeExecutor:
+    host = build_host(LocalExecutor(), host_dir)
+    return TreeExecutor(runtime=runtime, host=LocalExecutor(),
+                        folders=(host.host.parent, *(f.resolve() for f in folders)))
+
+
+def test_plugin_links_the_engine_from_its_bundle(build: NativeBuild, runtime: TfliteRuntime):
+    from elftools.elf.elffile import ELFFile
+
+    with build.binary.open("rb") as f:
+        dynamic = ELFFile(f).get_section_by_name(".dynamic")
+        needed = [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+        runpath = [tag.runpath for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_RUNPATH"]
+    assert runtime.library.name in needed and runpath == ["$ORIGIN"]
+    assert (build.binary.parent / runtime.library.name).is_file()
+    assert (build.bundle / "Contents" / "Resources" / "saturator.tflite").is_file()
+
+
+@pytest.mark.parametrize("block", [64, 100])
+def test_plugin_matches_the_tflite_interpreter(build: NativeBuild, runtime: TfliteRuntime,
+                                               host_dir: Path, tmp_path: Path, block: int):
+    rng = np.random.default_rng(block)
+    frames = 4800
+    audio = (rng.uniform(-1.0, 1.0, (2, frames)) * np.linspace(0.05, 1.5, frames)).astype(np.float32)
+    write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
+    executor = _in_tree(runtime, host_dir, build.bundle, tmp_path)
+    result = process_file([build.bundle], tmp_path / "in.wav", tmp_path / "out.wav", executor,
+                          host_dir, block=block)
+    out, rate = read_wav(tmp_path / "out.wav")
+    expected = _interpreter_reference(build.project.model, audio)
+    assert rate == SAMPLE_RATE and out.shape == audio.shape
+    error = float(np.max(np.abs(out - expected)))
+    print(f"block {block}: max error vs the TFLite interpreter {error:.3g}")
+    assert error < 1e-5
+    assert np.max(np.abs(out - audio)) > 0.1  # the plugin did something (not pass-through)
+    assert result["plugins"][0]["name"] == "TfliteSaturator" and result["frames"] == frames
+
+
+def test_rt_check_finds_no_unsafe_call_in_tflite_invoke(build: NativeBuild, runtime: TfliteRuntime,
+                                                        host_dir: Path):
+    executor = _in_tree(runtime, host_dir, build.bundle)
+    report = rt_check(build.bundle, executor, host_dir, blocks=10000, block=64, rate=SAMPLE_RATE)
+    print(format_report(report))
+    print(f"rt-check: unsafe {report.unsafe} (engine {report.engine_calls}, plugin "
+          f"{report.plugin_unsafe}), p50 {report.p50_us:.1f} us, p99 {report.p99_us:.1f} us, "
+          f"max {report.max_us:.1f} us, deadline {report.deadline_us:.1f} us")
+    assert report.process_failures == 0
+    assert report.deadline_us == pytest.approx(1e6 * 64 / SAMPLE_RATE)
+    # The call counter was loaded inside the tree: it saw the plugin's one try-lock
+    # per block (JUCE's, never waits), so a zero below is a measurement.
+    assert report.non_blocking == {"pthread_mutex_trylock": 10000}
+    assert report.calls_by_object("pthread_mutex_trylock") == {"TfliteSaturator.so": 10000}
+    # Strict: TFLite's Invoke() runs in the arena AllocateTensors() made, so not even
+    # the engine allocates or locks (unlike ONNX Runtime's Session::Run).
+    assert report.unsafe == 0 and report.engine_calls == 0, format_report(report)
+    assert report.passes() and "PASS" in format_report(report)
+    assert report.p99_us < report.deadline_us

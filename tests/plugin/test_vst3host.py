@@ -1,0 +1,218 @@
+"""elkbuild's own VST3 host and the rt-check gate, against real parts: the host and
+its call counter built with the real compilers, the NeuralSaturator plugin built
+natively with JUCE, a deliberately bad plugin compiled here, qemu-user for aarch64."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import onnx_reference, read_wav, write_wav
+from conftest import require_real_part
+
+from elkbuild.config import load_config
+from elkbuild.errors import BuildError, UsageError
+from elkbuild.executor import LocalExecutor
+from elkbuild.plugin.project import NativeBuild
+from elkbuild.vst3host.rt_check import (VST3_SDK, HostBuild, build_host, format_report, plugin_info,
+                               process_file, rt_check)
+
+REPO = Path(__file__).resolve().parents[2]
+BAD_SOURCE = Path(__file__).resolve().parent / "bad_plugin" / "bad_plugin.cpp"
+SAMPLE_RATE = 48000
+
+pytestmark = pytest.mark.slow
+
+
+def _require_compiler(compiler: str, package: str) -> None:
+    require_real_part(shutil.which(compiler) is not None, f"the compiler {compiler}",
+                      f"apt-get install {package}")
+    require_real_part((VST3_SDK / "pluginterfaces").is_dir(), "the VST3 SDK pluginterfaces JUCE ships",
+                      "apt-get install juce-modules-source")
+
+
+@pytest.fixture(scope="module")
+def build_dir() -> Path:
+    # In the cache, keyed on sources + compiler: a second run reuses the host.
+    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
+
+
+@pytest.fixture(scope="module")
+def host(build_dir: Path) -> HostBuild:
+    _require_compiler("g++", "g++")
+    return build_host(LocalExecutor(), build_dir)
+
+
+def _compile_bad(into: Path, compiler: str, arch: str, *defines: str) -> Path:
+    """Bad.vst3/Contents/<arch>-linux/Bad.so, compiled from tests/plugins/bad_plugin."""
+    bundle = into / "Bad.vst3"
+    binary = bundle / "Contents" / f"{arch}-linux" / "Bad.so"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["nice", "-n", "10", compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
+                           "-fvisibility=hidden", *defines, f"-I{VST3_SDK}", str(BAD_SOURCE),
+                           str(VST3_SDK / "pluginterfaces/base/funknown.cpp"), "-o", str(binary)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def bad_bundle(tmp_path_factory) -> Path:
+    _require_compiler("g++", "g++")
+    return _compile_bad(tmp_path_factory.mktemp("bad"), "g++", "x86_64")
+
+
+def _test_audio(channels: int, seed: int, frames: int = 4800) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.05, 1.5, frames)
+    return (rng.uniform(-1.0, 1.0, size=(channels, frames)) * ramp).astype(np.float32)
+
+
+# ---- info and process --------------------------------------------------------
+
+def test_info_names_neural_saturator(saturator_build: NativeBuild, host: HostBuild, build_dir: Path):
+    info = plugin_info(saturator_build.bundle, LocalExecutor(), build_dir)
+    assert info["name"] == "NeuralSaturator"
+    assert info["vendor"] == "Elkbuild Examples"
+    assert len(info["class_id"]) == 32
+    assert info["main_input_channels"] == info["main_output_channels"] == 2
+    assert info["latency_samples"] == 0
+
+
+@pytest.mark.parametrize("block", [64, 100])
+def test_process_matches_onnxruntime(saturator_build: NativeBuild, host: HostBuild, build_dir: Path,
+                                     tmp_path: Path, block: int):
+    audio = _test_audio(2, block)
+    write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
+    result = process_file([saturator_build.bundle], tmp_path / "in.wav", tmp_path / "out.wav",
+                          LocalExecutor(), build_dir, block=block)
+    out, rate = read_wav(tmp_path / "out.wav")
+    expected = onnx_reference(saturator_build.project.model, audio, frame=64)
+    assert rate == SAMPLE_RATE and out.shape == audio.shape
+    error = float(np.max(np.abs(out - expected)))
+    print(f"block {block}: max error vs onnxruntime {error:.3g}")
+    assert error < 1e-5
+    assert np.max(np.abs(out - audio)) > 0.1  # the plugin did something
+    assert result["frames"] == audio.shape[1] and result["plugins"][0]["name"] == "NeuralSaturator"
+    assert not (tmp_path / "out.wav.partial").exists()
+
+
+def test_process_mono_int16_file(saturator_build: NativeBuild, host: HostBuild, build_dir: Path,
+                                 tmp_path: Path):
+    """A 16-bit mono file: the stereo-by-default plugin is asked for a mono layout."""
+    audio = _test_audio(1, 7)
+    write_wav(tmp_path / "in.wav", audio, 44100, int16=True)
+    result = process_file([saturator_build.bundle], tmp_path / "in.wav", tmp_path / "out.wav",
+                          LocalExecutor(), build_dir)
+    out, rate = read_wav(tmp_path / "out.wav")
+    quantised = np.round(np.clip(audio, -1, 1) * 32767.0) / 32768.0
+    expected = onnx_reference(saturator_build.project.model, quantised.astype(np.float32), frame=64)
+    assert result["channels"] == 1 and rate == 44100
+    assert np.max(np.abs(out - expected)) < 1e-5
+
+
+def test_process_chain_runs_plugins_in_order(saturator_build: NativeBuild, bad_bundle: Path,
+                                             host: HostBuild, build_dir: Path, tmp_path: Path):
+    audio = _test_audio(2, 3)
+    write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
+    result = process_file([bad_bundle, saturator_build.bundle, bad_bundle], tmp_path / "in.wav",
+                          tmp_path / "out.wav", LocalExecutor(), build_dir)
+    out, _ = read_wav(tmp_path / "out.wav")
+    assert [p["name"] for p in result["plugins"]] == ["Bad", "NeuralSaturator", "Bad"]
+    # Bad passes audio through: the chain sounds like the saturator alone.
+    assert np.max(np.abs(out - onnx_reference(saturator_build.project.model, audio, 64))) < 1e-5
+
+
+def test_process_rejects_a_layout_the_plugin_refuses(bad_bundle: Path, host: HostBuild,
+                                                     build_dir: Path, tmp_path: Path):
+    write_wav(tmp_path / "mono.wav", _test_audio(1, 1, 256), SAMPLE_RATE)
+    with pytest.raises(BuildError, match=r"Bad takes 2 in / 2 out channels and refused 1"):
+        process_file([bad_bundle], tmp_path / "mono.wav", tmp_path / "out.wav", LocalExecutor(),
+                     build_dir)
+    assert not (tmp_path / "out.wav").exists()
+
+
+# ---- rt-check ----------------------------------------------------------------
+
+@pytest.mark.parametrize("block", [64, 100])
+def test_rt_check_effect_plugin_code_is_clean_and_engine_calls_are_named(
+        saturator_build: NativeBuild, host: HostBuild, build_dir: Path, block: int):
+    """With elkbuild's patched JUCE the plugin's own code (template + JUCE wrapper)
+    makes no unsafe call; what is left is ONNX Runtime allocating and locking inside
+    every Session::Run, which rt-check attributes to the engine library."""
+    report = rt_check(saturator_build.bundle, LocalExecutor(), build_dir, block=block, blocks=2000)
+    print(format_report(report))
+    assert report.process_failures == 0
+    assert report.deadline_us == pytest.approx(1e6 * block / SAMPLE_RATE)
+    # JUCE 7.0.5 as Debian ships it locks and copies a vector here in every block.
+    assert report.plugin_unsafe == 0, format_report(report)
+    assert report.non_blocking == {"pthread_mutex_trylock": 2000}
+    assert report.calls_by_object("pthread_mutex_trylock") == {"NeuralSaturator.so": 2000}
+    # ORT does allocate in Run: the strict verdict fails, and says who did it.
+    assert report.unsafe > 0 and report.engine_calls == report.unsafe
+    assert set(report.calls_by_object("operator new")) == {"libonnxruntime.so.1"}
+    assert not report.passes() and report.passes(allow_engine=True)
+    assert "engine library made" in format_report(report)
+
+
+def test_rt_check_counts_the_bad_plugin(bad_bundle: Path, host: HostBuild, build_dir: Path):
+    report = rt_check(bad_bundle, LocalExecutor(), build_dir, blocks=2000)
+    print(format_report(report))
+    assert not report.ok
+    # Exactly what its process() does, once per block, and nothing else.
+    assert report.offenders == {"malloc": 2000, "free": 2000, "pthread_mutex_lock": 2000}
+    assert report.total == report.unsafe == report.plugin_unsafe == 6000
+    assert not report.passes(allow_engine=True)
+    assert report.calls_by_object("malloc") == {"Bad.so": 2000}
+    assert 0 < report.p50_us <= report.p99_us <= report.max_us
+    text = format_report(report)
+    assert "FAIL" in text and "pthread_mutex_lock" in text and "Bad.so" in text
+
+
+def test_rt_check_errors_name_the_bundle_and_the_fix(bad_bundle: Path, host: HostBuild,
+                                                     build_dir: Path, tmp_path: Path):
+    with pytest.raises(UsageError, match="no such VST3 bundle"):
+        rt_check(tmp_path / "Missing.vst3", LocalExecutor(), build_dir)
+    arm_only = tmp_path / "ArmOnly.vst3" / "Contents" / "aarch64-linux"
+    arm_only.mkdir(parents=True)
+    (arm_only / "ArmOnly.so").write_bytes(b"")
+    with pytest.raises(BuildError, match=r"no binary for x86_64 .*found: aarch64-linux"):
+        rt_check(arm_only.parents[1], LocalExecutor(), build_dir)
+    no_factory = _compile_bad(tmp_path / "nofactory", "g++", "x86_64", "-DBAD_PLUGIN_NO_FACTORY")
+    with pytest.raises(BuildError, match="plugin factory missing") as caught:
+        rt_check(no_factory, LocalExecutor(), build_dir, blocks=10)
+    assert "\n" not in caught.value.one_line()
+
+
+def test_unchanged_host_is_not_rebuilt(host: HostBuild, build_dir: Path):
+    before = host.host.stat().st_mtime_ns
+    again = build_host(LocalExecutor(), build_dir)
+    assert again == host and again.host.stat().st_mtime_ns == before
+
+
+# ---- aarch64 -----------------------------------------------------------------
+
+def test_aarch64_host_is_an_aarch64_elf_and_runs_under_qemu(build_dir: Path, tmp_path: Path):
+    from elftools.elf.elffile import ELFFile
+
+    _require_compiler("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")
+    require_real_part(shutil.which("qemu-aarch64-static") is not None and
+                      Path("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1").is_file(),
+                      "qemu-user and the aarch64 libc", "apt-get install qemu-user-static")
+    build = build_host(LocalExecutor(), build_dir, "aarch64")
+    for binary in (build.host, build.interposer):
+        with binary.open("rb") as f:
+            assert ELFFile(f).header.e_machine == "EM_AARCH64"
+    done = subprocess.run(["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", str(build.host),
+                           "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "vst3host rtcheck BUNDLE" in done.stdout
+
+    # The call counter works on aarch64 too: the bad plugin, cross-compiled, is caught.
+    bundle = _compile_bad(tmp_path, "aarch64-linux-gnu-g++", "aarch64")
+    report = rt_check(bundle, LocalExecutor(), build_dir, blocks=500, arch="aarch64")
+    assert report.arch == "aarch64"
+    assert report.offenders == {"malloc": 500, "free": 500, "pthread_mutex_lock": 500}
