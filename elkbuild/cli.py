@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 import sys
@@ -22,8 +21,8 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from elkbuild.errors import ElkbuildError, ValidationFailed
+from elkbuild.reporting import PROG
 
-PROG = "elkbuild"
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -102,8 +101,3 @@ def elk_task(*targs: Any, **tkwargs: Any) -> Callable:
         return task(*targs, help=helps, **tkwargs)(wrapper)
 
     return decorate
-
-
-def emit_json(obj: Any) -> None:
-    """One JSON document per line on stdout, for CI to consume."""
-    print(json.dumps(obj, sort_keys=True), flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from elkbuild.cli import emit_json
+from elkbuild.reporting import emit_json
 from elkbuild.config import Config
 from elkbuild.errors import UsageError
 

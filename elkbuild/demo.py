@@ -91,15 +91,15 @@ def check_rigs(cfg: Config, step: Callable[[str, str], None]) -> None:
 
 
 def build_example(cfg: Config, step: Callable[[str, str], None], options: DemoOptions) -> Path:
-    from elkbuild.deps.commands import RichReporter
-    from elkbuild.docker.commands import BuildDisplay, build_image, image_toolchain
+    from elkbuild.docker.commands import build_image, image_toolchain
+    from elkbuild.reporting import Reporter
     from elkbuild.plugin.cross_build import build_plugins
 
     image = build_image(cfg, image_toolchain(cfg.toolchain, cfg=cfg),
-                        display=BuildDisplay(quiet=options.quiet))
+                        display=Reporter(quiet=options.quiet))
     step("image", f"{image.tag}: {'unchanged' if image.reused else 'built'} "
                   f"({image.seconds:.1f} s)")
-    (result,) = build_plugins(cfg, [EXAMPLE_PLUGIN], reporter=RichReporter(quiet=options.quiet))
+    (result,) = build_plugins(cfg, [EXAMPLE_PLUGIN], reporter=Reporter(quiet=options.quiet))
     bundled = ", ".join(p.name for p in result.bundle.libraries) or "no extra libraries"
     step("built", f"{EXAMPLE_PLUGIN} for {result.toolchain}: {result.status} "
                   f"({result.seconds:.1f} s), ABI gate {result.profile} passed, bundled {bundled}")
@@ -211,7 +211,7 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
 def watch(step: Callable[[str, str], None], target: Board, options: DemoOptions) -> None:
     from elkbuild.monitor import session as monitor
     from elkbuild.board.ssh import connect
-    from elkbuild.cli import emit_json
+    from elkbuild.reporting import emit_json
 
     presenter = monitor.JsonPresenter(emit_json) if options.quiet else monitor.TablePresenter()
     settings = monitor.MonitorOptions(interval=0.5, duration=options.monitor_seconds, grace=1.0,

@@ -1,9 +1,12 @@
-"""The one way elkbuild runs external commands: locally, in a container, over SSH.
+"""The one way out of elkbuild: every process, container command, remote command,
+file transfer and stream goes through an Executor.
 
-Every command is an argv list (never a shell string built by formatting), is
-logged before it runs, and honours dry-run. Library functions take an Executor
-as a parameter, so unit tests pass a fake and integration tests the real thing.
-Backends register themselves in EXECUTORS (an explicit registry, no discovery).
+Every command is an argv list (never a shell string built by formatting), every
+action is logged before it happens and recorded in `history`, and a dry-run
+executor only says what it would do. Library functions take an Executor as a
+parameter, so unit tests pass a fake and integration tests the real thing.
+Backends: LocalExecutor here, ContainerExecutor (elkbuild.docker.container),
+SshExecutor (elkbuild.board.ssh); EXECUTORS is their explicit registry.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
 
 from elkbuild.errors import CommandFailed, ToolMissing
 
 log = logging.getLogger("elkbuild.exec")
 
 LineSink = Callable[[str], None]
+
+
+def require(program: str, install: str | None = None) -> str:
+    """The path of `program`, or the one "missing program" error (with how to install it)."""
+    found = shutil.which(program)
+    if found is None:
+        raise ToolMissing(program, install)
+    return found
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,82 @@ class Executor(ABC):
              input: str | bytes | None, timeout: float | None,
              on_line: LineSink | None) -> Completed:
         ...
+
+    # Transfers and streams: recorded and logged like commands, skipped in dry-run.
+    def _record(self, action: str, *what: object) -> bool:
+        """Log and record one non-command action; False when it must not happen (dry-run)."""
+        entry = [f"<{action}>", *(str(w) for w in what)]
+        self.history.append(entry)
+        shown = " ".join(entry[1:])
+        if self.dry_run:
+            log.info("[%s] would %s: %s", self.name, action, shown)
+            return False
+        log.debug("[%s] %s: %s", self.name, action, shown)
+        return True
+
+    def send_file(self, local: Path, remote: str) -> None:
+        """Copy a local file to `remote` on this executor's side."""
+        if self._record("send", local, "->", remote):
+            self._send_file(Path(local), remote)
+
+    def write_bytes(self, remote: str, data: bytes) -> None:
+        if self._record("write", remote, f"({len(data)} bytes)"):
+            self._write_bytes(remote, data)
+
+    def read_bytes(self, remote: str) -> bytes:
+        """Reading changes nothing, so it happens in dry-run too."""
+        self.history.append(["<read>", remote])
+        log.debug("[%s] read: %s", self.name, remote)
+        return self._read_bytes(remote)
+
+    def fetch_file(self, remote: str, local: Path) -> None:
+        if self._record("fetch", remote, "->", local):
+            self._fetch_file(remote, Path(local))
+
+    def stream(self, argv: Sequence[str]) -> "LineStream":
+        """A long-lived command whose stdout is read line by line (monitor, logs --follow)."""
+        args = [str(a) for a in argv]
+        self.history.append(args)
+        if self.dry_run:
+            log.info("[%s] would stream: %s", self.name, shlex.join(args))
+            return LineStream(iter(()), lambda: None)
+        log.debug("[%s] stream: %s", self.name, shlex.join(args))
+        return self._stream_lines(args)
+
+    def _send_file(self, local: Path, remote: str) -> None:
+        raise NotImplementedError(f"{self.name} executor cannot send files")
+
+    def _write_bytes(self, remote: str, data: bytes) -> None:
+        raise NotImplementedError(f"{self.name} executor cannot write files")
+
+    def _read_bytes(self, remote: str) -> bytes:
+        raise NotImplementedError(f"{self.name} executor cannot read files")
+
+    def _fetch_file(self, remote: str, local: Path) -> None:
+        raise NotImplementedError(f"{self.name} executor cannot fetch files")
+
+    def _stream_lines(self, argv: list[str]) -> "LineStream":
+        raise NotImplementedError(f"{self.name} executor cannot stream")
+
+
+class LineStream:
+    """Lines of a running command; `close()` ends it. A context manager and an iterator."""
+
+    def __init__(self, lines: Iterator[str], close: Callable[[], None]) -> None:
+        self._lines = lines
+        self._close = close
+
+    def __iter__(self) -> Iterator[str]:
+        return self._lines
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> "LineStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def pump_lines(stream, sink: LineSink, store: list[str]) -> threading.Thread:
@@ -127,6 +216,36 @@ class LocalExecutor(Executor):
         for pump in pumps:
             pump.join()
         return Completed(argv, proc.returncode, "".join(out), "".join(err))
+
+
+    # This machine's files: transfers are copies.
+    def _send_file(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+    def _write_bytes(self, remote: str, data: bytes) -> None:
+        Path(remote).write_bytes(data)
+
+    def _read_bytes(self, remote: str) -> bytes:
+        return Path(remote).read_bytes()
+
+    def _fetch_file(self, remote: str, local: Path) -> None:
+        shutil.copyfile(remote, local)
+
+    def _stream_lines(self, argv: list[str]) -> LineStream:
+        proc = subprocess.Popen(argv, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+        def close() -> None:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+        return LineStream((line.rstrip("\n") for line in proc.stdout), close)
 
 
 EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_task(*args: str, project: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`invoke <args>` against this repo's tasks.py; project files come from `project`."""
+    """`invoke <args>` against this repo's tasks; project files come from `project`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ELKBUILD_")}
     full_env["ELKBUILD_USER_CONFIG"] = str((project or REPO) / "no-user-config.yaml")
     if project is not None:

@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator
-
-from rich.console import Console
+from typing import Any
 
 from elkbuild.errors import UsageError
+from elkbuild.reporting import Reporter
 from elkbuild.deps.recipes import VARIANTS
 from elkbuild.deps.runner import DepResult, DepsRunner
 from elkbuild.deps.source_cache import FetchReport
-
-
-class RichReporter:
-    """Steps as lines on stderr; build output as a live one-line status (all of it with --verbose)."""
-
-    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
-        self.console = Console(stderr=True, highlight=False)
-        self.verbose = verbose
-        self.quiet = quiet
-        self._status: Any = None
-
-    @contextmanager
-    def live(self) -> Iterator["RichReporter"]:
-        if self.quiet or self.verbose or not self.console.is_terminal:
-            yield self
-            return
-        with self.console.status("") as status:
-            self._status = status
-            try:
-                yield self
-            finally:
-                self._status = None
-
-    def step(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(text, markup=False)
-
-    def line(self, text: str) -> None:
-        if self.verbose:
-            self.console.print("  " + text, markup=False, style="dim")
-        elif self._status is not None:
-            self._status.update(text[:120], spinner="dots")
 
 
 def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, offline: bool = False,
@@ -73,7 +39,7 @@ def make_runner(cfg: Any, toolchain_name: str | None, *, local: bool = False, of
 
 def build_deps(runner: DepsRunner, only: str | None = None, force: bool = False) -> list[DepResult]:
     reporter = runner.reporter
-    if isinstance(reporter, RichReporter):
+    if isinstance(reporter, Reporter):
         with reporter.live():
             return runner.build(only, force=force)
     return runner.build(only, force=force)
@@ -81,7 +47,7 @@ def build_deps(runner: DepsRunner, only: str | None = None, force: bool = False)
 
 def fetch_sources(runner: DepsRunner, only: str | None = None) -> FetchReport:
     reporter = runner.reporter
-    if isinstance(reporter, RichReporter):
+    if isinstance(reporter, Reporter):
         with reporter.live():
             return runner.fetch(only)
     return runner.fetch(only)

@@ -17,10 +17,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from elkbuild.errors import BuildError
 from elkbuild.executor import Executor, LocalExecutor
+from elkbuild.reporting import LOG, Reporter
 from elkbuild.locks import locked
 from elkbuild.deps import build_cache, cmake_build, fetchcontent, staging
 from elkbuild.deps.archives import extract
@@ -30,21 +31,6 @@ from elkbuild.deps.recipes import Recipe, Source, load_recipes, recipe_dirs, sel
 from elkbuild.deps.source_cache import FetchReport, MissingSources, SourceCache
 
 log = logging.getLogger("elkbuild.deps")
-
-
-class Reporter(Protocol):
-    def step(self, text: str) -> None: ...
-    def line(self, text: str) -> None: ...
-
-
-class LogReporter:
-    """Steps to the elkbuild log (INFO), build output at DEBUG (shown with --verbose)."""
-
-    def step(self, text: str) -> None:
-        log.info("%s", text)
-
-    def line(self, text: str) -> None:
-        log.debug("  %s", text)
 
 
 @dataclass
@@ -80,7 +66,7 @@ class DepsRunner:
         self.offline = offline
         self.jobs = jobs or os.cpu_count() or 2
         self.variant = variant
-        self.reporter = reporter or LogReporter()
+        self.reporter = reporter or LOG
         self.pins = PinFile(Path(cfg.root) / LOCK_FILE_NAME)
         self.cache = SourceCache(Path(cfg.cache_dir), self.pins, offline=offline,
                                  allow_unpinned=allow_unpinned, update_debs=update,

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Any, Iterator
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from typing import Any
 
 from elkbuild.docker.engine import (
     connect,
@@ -19,52 +15,9 @@ from elkbuild.docker.engine import (
 )
 from elkbuild.docker.images import ImageResult, ensure_image
 from elkbuild.errors import UsageError
+from elkbuild.reporting import Reporter
 from elkbuild.executor import LocalExecutor
 from elkbuild.build.toolchains import Toolchain, get_toolchain
-
-
-class BuildDisplay:
-    """A one-line status that follows the build; every line with --verbose."""
-
-    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
-        self.console = Console(stderr=True)
-        self.verbose = verbose
-        self.quiet = quiet
-        self._status: Any = None
-        self._download: Progress | None = None
-        self._task: Any = None
-
-    @contextlib.contextmanager
-    def live(self, title: str) -> Iterator[BuildDisplay]:
-        if self.quiet:
-            yield self
-            return
-        with self.console.status(title, spinner="dots") as status:
-            self._status = status
-            try:
-                yield self
-            finally:
-                self._status = None
-                if self._download is not None:
-                    self._download.stop()
-
-    def line(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self.verbose:
-            self.console.print("  " + text, markup=False, style="dim", highlight=False)
-        elif self._status is not None and text.strip():
-            self._status.update(text.strip()[:110])
-
-    def download(self, done: int, total: int | None) -> None:
-        if self.quiet:
-            return
-        if self._download is None:
-            self._download = Progress("downloading the SDK installer", BarColumn(), DownloadColumn(),
-                                      TransferSpeedColumn(), console=self.console, transient=True)
-            self._download.start()
-            self._task = self._download.add_task("sdk", total=total)
-        self._download.update(self._task, completed=done, total=total)
 
 
 def image_toolchain(name: str, *, sdk_installer: str = "", sdk_sha256: str = "",
@@ -85,8 +38,8 @@ def image_toolchain(name: str, *, sdk_installer: str = "", sdk_sha256: str = "",
 
 
 def build_image(cfg: Any, toolchain: Toolchain, *, seed_base: bool = False, force: bool = False,
-                mirror: str | None = None, display: BuildDisplay | None = None) -> ImageResult:
-    display = display or BuildDisplay(quiet=True)
+                mirror: str | None = None, display: Reporter | None = None) -> ImageResult:
+    display = display or Reporter(quiet=True)
     executor = LocalExecutor()
     kwargs: dict[str, Any] = {"mirror": mirror} if mirror else {}
     with display.live(f"image for {toolchain.name}"):

@@ -33,6 +33,7 @@ from elkbuild.deps.staging import read_metadata
 from elkbuild.errors import BuildError, UsageError
 from elkbuild.build.juce import patched_juce, patched_juce_key
 from elkbuild.plugin.project import PluginProject, forget_build_of_other_source, load_project
+from elkbuild.reporting import Reporter
 
 CONFIGS = ("Release", "Debug")
 ENGINE_DEPENDENCY = {"onnx": "onnxruntime", "tflite": "tflite"}
@@ -287,7 +288,7 @@ def build_plugins(cfg: Any, names: list[str], *, toolchain_name: str | None = No
     names = names or known_projects(projects)
     if not names:
         raise UsageError(f"no plugin projects in {projects}", "make one with `invoke new-plugin`")
-    reporter = reporter or commands.RichReporter()
+    reporter = reporter or Reporter()
     executors: list[Any] = []
 
     def make_executor() -> Any:
@@ -296,10 +297,10 @@ def build_plugins(cfg: Any, names: list[str], *, toolchain_name: str | None = No
         up to date), so `invoke build` works on a machine that has none yet."""
         if not executors:
             if not local:
-                from elkbuild.docker.commands import BuildDisplay, build_image, image_toolchain
+                from elkbuild.docker.commands import build_image, image_toolchain
 
                 build_image(cfg, image_toolchain(toolchain.name, cfg=cfg),
-                            display=BuildDisplay(quiet=getattr(reporter, "quiet", False)))
+                            display=Reporter(quiet=getattr(reporter, "quiet", False)))
             executors.append(toolchain.executor(cfg, local=local))
         return executors[0]
 

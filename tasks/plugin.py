@@ -1,0 +1,126 @@
+"""Tasks: plugin projects: new-plugin, native builds, rt-check, example models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from elkbuild.cli import elk_task
+
+from tasks.shell import load
+
+
+@elk_task(help={"engine": "inference engine: onnx or tflite",
+                "kind": "effect (inference on every block) or classifier (onsets -> worker)",
+                "model": "the trained model: a .onnx or .tflite file",
+                "manufacturer": "company name hosts show (kept from plugin.yaml when re-rendering)",
+                "manufacturer_code": "JUCE manufacturer code: 4 characters, first uppercase",
+                "plugin_code": "JUCE plugin code: 4 characters, first uppercase (default: from NAME)",
+                "description": "one line describing the plugin",
+                "force": "render an existing project again (its identity is kept)",
+                "json": "print the result as one JSON object"})
+def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufacturer_code=None,
+               plugin_code=None, description=None, force=False, json=False):
+    """Render a JUCE VST3 plugin project for a model into plugins/NAME."""
+    from elkbuild.reporting import emit_json
+    from elkbuild.errors import UsageError
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import NewPlugin, new_plugin as render
+
+    for flag, value in (("--engine", engine), ("--kind", kind), ("--model", model)):
+        if not value:
+            raise UsageError(f"{flag} is required", "e.g. invoke new-plugin Fuzz --engine onnx "
+                             "--kind effect --model fuzz.onnx")
+    cfg = load()
+    request = NewPlugin(name=name, engine=engine, kind=kind, model=Path(model),
+                        manufacturer=manufacturer, manufacturer_code=manufacturer_code,
+                        plugin_code=plugin_code, description=description)
+    project = render(request, plugins_dir(cfg.root, cfg.get("project.plugins_dir")), force=force)
+    if json:
+        emit_json({"project": str(project.root), "name": project.identity.name,
+                   "engine": project.engine, "kind": project.kind, "model": str(project.model)})
+    else:
+        print(f"new-plugin: {project.root} ({project.kind}, {project.engine}, "
+              f"model {project.model.name})")
+
+
+@elk_task(help={"out": "folder for the models (default: <cache>/example-models)",
+                "json": "print the models and their reference outputs as JSON"})
+def example_models(c, out="", json=False):
+    """Make the example models (ONNX saturator, TFLite classifier) and print reference outputs."""
+    from elkbuild.reporting import emit_json
+    from elkbuild.plugin.example_models import reference_outputs, write_examples
+
+    cfg = load()
+    folder = Path(out) if out else cfg.cache_dir / "example-models"
+    written = write_examples(folder)
+    for name, path in written.items():
+        ref = reference_outputs(path)
+        if json:
+            emit_json({"model": str(path), **ref})
+        else:
+            print(f"{path}: {ref['engine']} {ref['input_shape']} -> {ref['output_shape']}, "
+                  f"first outputs {[round(v, 6) for v in ref['output'][:4]]}")
+
+
+@elk_task(help={"jobs": "parallel compile jobs (default 2)",
+                "json": "print the result as one JSON object"})
+def build_native(c, name, jobs=2, json=False):
+    """Build plugins/NAME for this machine (x86_64) with JUCE and ONNX Runtime's wheel."""
+    from elkbuild.reporting import emit_json
+    from elkbuild.executor import LocalExecutor
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import build_native as build
+
+    cfg = load()
+    project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / name
+    result = build(project, LocalExecutor(), cfg.cache_dir, cfg.build_dir, jobs=int(jobs),
+                   on_line=None if json else (lambda line: print(line, flush=True)))
+    if json:
+        emit_json({"bundle": str(result.bundle), "binary": str(result.binary),
+                   "seconds": round(result.seconds, 1)})
+    else:
+        print(f"build-native: {result.bundle} in {result.seconds:.0f} s")
+
+
+@elk_task(help={"plugin": "a plugin project in plugins/: built for this machine, then checked",
+                "bundle": "check this .vst3 bundle (built for this machine) instead of a project",
+                "buffer": "samples per block (default 64, Elk's default)",
+                "rate": "sample rate (default 48000)",
+                "blocks": "blocks processed and counted (default 10000)",
+                "allow_engine": "judge only the plugin's own code: calls made inside the engine "
+                                "library (ONNX Runtime allocates in every run) are reported, "
+                                "not failed",
+                "json": "print the report as one JSON object"},
+          auto_shortflags=False)
+def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, allow_engine=False,
+             json=False):
+    """Count allocations, locks and waits on the audio thread of a plugin's process()."""
+    from dataclasses import asdict
+
+    from elkbuild.reporting import emit_json
+    from elkbuild.errors import UsageError, ValidationFailed
+    from elkbuild.executor import LocalExecutor
+    from elkbuild.plugin.identity import plugins_dir
+    from elkbuild.plugin.project import build_native as build
+    from elkbuild.vst3host.rt_check import format_report, rt_check as check
+
+    if bool(plugin) == bool(bundle):
+        raise UsageError("give --plugin NAME or --bundle PATH", "e.g. invoke rt-check --plugin NeuralSaturator")
+    cfg = load()
+    if plugin:
+        project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / plugin
+        target = build(project, LocalExecutor(), cfg.cache_dir, cfg.build_dir).bundle
+    else:
+        target = Path(bundle)
+    report = check(target, LocalExecutor(), cfg.build_dir / "rt-check", blocks=int(blocks),
+                   block=int(buffer), rate=float(rate))
+    if json:
+        emit_json({**asdict(report), "bundle": str(report.bundle), "unsafe": report.unsafe,
+                   "engine_calls": report.engine_calls, "plugin_unsafe": report.plugin_unsafe,
+                   "pass": report.passes(allow_engine)})
+    else:
+        print(format_report(report, allow_engine))
+    if not report.passes(allow_engine):
+        raise ValidationFailed(f"rt-check {report.plugin}", [
+            f"{name}: {count} calls on the audio thread" for name, count in report.offenders.items()],
+            "make process() allocation- and lock-free (see the table above)")
