@@ -37,6 +37,11 @@ struct PoolOptions
     int threads = 0; // 0: ELKRT_POOL_THREADS from the environment, else 1 on <= 2 cores, else 2
     std::chrono::microseconds minIdleSleep { 20 };
     std::chrono::microseconds maxIdleSleep { 250 };
+    // SCHED_FIFO priority of the workers, below the audio thread's: a worker at normal
+    // priority behind a busy core's other work misses its one-block budget. -1:
+    // ELKRT_POOL_PRIORITY from the environment, else 40; 0: normal scheduling. Without
+    // the right to real-time scheduling the workers run at normal priority.
+    int realtimePriority = -1;
 };
 
 class InferencePool
@@ -63,6 +68,8 @@ public:
     std::chrono::microseconds maxIdleSleep() const noexcept { return options.maxIdleSleep; }
     // Distinct worker threads that have run a client so far (for tests and benches).
     int workersThatRan() const noexcept;
+    // Workers that got the real-time priority asked for.
+    int realtimeWorkers() const noexcept { return realtimeGranted.load(); }
 
 private:
     struct Slot
@@ -80,6 +87,7 @@ private:
     std::vector<std::thread> workers;
     std::vector<std::atomic<bool>> workerRan;
     std::atomic<bool> running { false };
+    std::atomic<int> realtimeGranted { 0 };
 };
 
 } // namespace elkrt

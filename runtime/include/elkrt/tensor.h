@@ -38,9 +38,9 @@ class TensorBuffer
 {
 public:
     TensorBuffer() = default;
-    explicit TensorBuffer (TensorSpec tensorSpec) { allocate (std::move (tensorSpec)); }
+    explicit TensorBuffer (TensorSpec given) { allocate (std::move (given)); }
 
-    void allocate (TensorSpec tensorSpec);
+    void allocate (TensorSpec given);
     void zero() noexcept;
 
     const TensorSpec& spec() const noexcept { return tensorSpec; }
