@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
 from elkbuild.build.toolchains import get_toolchain  # noqa: E402
+from elkbuild.executor import LocalExecutor  # noqa: E402
 
 
 def median_seconds(action, repeat: int) -> float:
@@ -43,14 +43,15 @@ def main() -> int:
 
     invoke = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "build", "--plugin",
               args.plugin]
-    subprocess.run(invoke, check=True, capture_output=True)  # built once, then a no-op
+    host = LocalExecutor()
+    host.run(invoke)  # built once, then a no-op
     cfg = load_config(REPO)
     toolchain = get_toolchain(cfg.toolchain, cfg)
     build_dir = cfg.build_dir / "plugins" / toolchain.name / args.plugin
     executor = toolchain.executor(cfg)
 
     def elkbuild_noop() -> None:
-        done = subprocess.run(invoke, check=True, capture_output=True, text=True)
+        done = host.run(invoke)
         assert "up to date" in done.stdout, done.stdout
 
     def cmake_noop_new_container() -> None:

@@ -71,7 +71,7 @@ def main() -> int:
             times["sdk"], _ = timed(lambda: ensure_image(client, sdk, executor, home))
         warm = [timed(lambda: ensure_image(client, arm64, executor, home))[0] for _ in range(args.repeat)]
         times["warm"] = statistics.median(warm)
-        runner = ContainerExecutor(image=built.image, mounts=[home], client=client, cache_dir=home)
+        runner = ContainerExecutor(image=built.tag, mounts=[home], client=client, cache_dir=home)
         runs = [timed(lambda: runner.run(["true"]))[0] for _ in range(args.repeat)]
         times["run"] = statistics.median(runs)
         driver = client.info().get("Driver", "?")

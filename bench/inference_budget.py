@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-from elkbuild.plugin.project import build_native  # noqa: E402
+from elkbuild.plugin.identity import plugins_dir  # noqa: E402
+from elkbuild.plugin.native_build import build_native  # noqa: E402
 from elkbuild.vst3host.rt_check import rt_check  # noqa: E402
 
 
@@ -33,11 +34,13 @@ def main() -> int:
     args = parser.parse_args()
 
     cfg = load_config(REPO)
-    built = build_native(REPO / "plugins" / args.plugin, LocalExecutor(), cfg.cache_dir, cfg.build_dir)
+    executor = LocalExecutor()
+    project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / args.plugin
+    built = build_native(project, executor, cfg.cache_dir, cfg.build_dir)
     print(f"{args.plugin}: process() per block on this machine, {args.blocks} blocks each")
     print(f"  {'block':>5}  {'deadline':>9}  {'p50':>8}  {'p99':>8}  {'max':>8}  p99/deadline")
     for size in (int(s) for s in args.sizes.split(",")):
-        report = rt_check(built.bundle, LocalExecutor(), cfg.build_dir / "rt-check",
+        report = rt_check(built.bundle, executor, cfg.build_dir / "rt-check",
                           blocks=args.blocks, block=size, rate=args.rate)
         print(f"  {size:>5}  {report.deadline_us:7.0f}us  {report.p50_us:6.1f}us  "
               f"{report.p99_us:6.1f}us  {report.max_us:6.1f}us  "

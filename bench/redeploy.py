@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from elkbuild.deploy import deployment as dep  # noqa: E402
+from elkbuild.deploy import deployer, payload as dep  # noqa: E402
 from elkbuild.emulated_board import EmulatedBoard, free_port  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
 from elkbuild.sushi.service import settings_for  # noqa: E402
@@ -74,9 +74,9 @@ def main() -> int:
         payload_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()) \
             + config.stat().st_size
 
-        def deploy() -> dep.DeployResult:
+        def deploy() -> deployer.DeployResult:
             payload = dep.collect_payload([bundle], (config.name, config.read_bytes(), "bench"))
-            result = dep.deploy_to_board(profile, payload, settings)
+            result = deployer.deploy_to_board(profile, payload, settings)
             if not result.ok:
                 raise SystemExit(f"deploy failed: {result.message}")
             return result

@@ -8,6 +8,7 @@ came from and an error can name the file that holds the bad value.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -115,6 +116,10 @@ BOARD_FIELDS: dict[str, Checker] = {
     "config_dir": remote_dir,
     "release_root": remote_dir,
     "keep_releases": integer(1, 100),
+    "connect_timeout": integer(1, 600),
+    "command_timeout": integer(1, 3600),
+    "io_timeout": integer(1, 600),
+    "keepalive": integer(0, 600),
 }
 
 # Sections whose inner shape belongs to a later pipeline stage: only their type is
@@ -165,6 +170,10 @@ DEFAULTS: dict[str, Any] = {
         "config_dir": "/home/mind/config_files",
         "release_root": "/udata/elkbuild",
         "keep_releases": 5,
+        "connect_timeout": 10,
+        "command_timeout": 60,
+        "io_timeout": 15,
+        "keepalive": 5,
     },
     "boards": {},
     "toolchains": {},
@@ -191,6 +200,10 @@ class Board:
     config_dir: str = "/home/mind/config_files"
     release_root: str = "/udata/elkbuild"
     keep_releases: int = 5
+    connect_timeout: int = 10   # seconds: TCP connect, SSH banner, authentication
+    command_timeout: int = 60   # seconds: each remote command, at most
+    io_timeout: int = 15        # seconds without progress in a transfer: a stalled board
+    keepalive: int = 5          # seconds between SSH keepalives (0: none)
 
     @property
     def address(self) -> str:
@@ -396,7 +409,7 @@ def load_config(project_dir: Path | None = None, overrides: Mapping[str, Any] | 
         origins[path] = source
 
     for path, value in _flatten(DEFAULTS):
-        _set(data, path, value)
+        _set(data, path, copy.deepcopy(value))  # an empty default section must not be shared
     files: list[Path] = []
     for file in (root / PROJECT_FILE, _user_file(env)):
         if file.is_file():

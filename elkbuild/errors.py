@@ -106,6 +106,10 @@ class BoardError(ElkbuildError):
     """The board refused, is unreachable, or is in a state elkbuild will not touch."""
 
 
+class BoardUnresponsive(BoardError):
+    """The board (or the network to it) stopped answering: a timeout or a lost link."""
+
+
 class HostKeyError(BoardError):
     """An SSH host key is unknown or has changed."""
 

@@ -6,7 +6,7 @@ action is logged before it happens and recorded in `history`, and a dry-run
 executor only says what it would do. Library functions take an Executor as a
 parameter, so unit tests pass a fake and integration tests the real thing.
 Backends: LocalExecutor here, ContainerExecutor (elkbuild.docker.container),
-SshExecutor (elkbuild.board.ssh); EXECUTORS is their explicit registry.
+SshExecutor (elkbuild.board.ssh_executor); EXECUTORS is their explicit registry.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ def require(program: str, install: str | None = None) -> str:
     if found is None:
         raise ToolMissing(program, install)
     return found
+
+
+def installed(program: str) -> bool:
+    """Whether `program` is on PATH: for choosing between tools (ninja or make);
+    a program the work cannot do without goes through `require`."""
+    return shutil.which(program) is not None
 
 
 @dataclass(frozen=True)

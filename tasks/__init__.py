@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from invoke import Collection, Task
 
-from tasks import board, build, config, demo, deploy, deps, docker, monitor, plugin, sushi
+from tasks import board, build, config, containers, demo, deploy, deps, monitor, plugin, sushi
 
-AREAS = (config, sushi, docker, deps, plugin, build, board, deploy, monitor, demo)
+AREAS = (config, sushi, containers, deps, plugin, build, board, deploy, monitor, demo)
 
 
 def _collection() -> Collection:

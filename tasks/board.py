@@ -8,12 +8,13 @@ from elkbuild.cli import elk_task
 
 from tasks.shell import load
 
-def _emulated_board(name: str, port: int | None = None, os_version: str | None = None):
+def _emulated_board(name: str, port: int | None = None, os_version: str | None = None,
+                    sftp: bool | None = None):
     from elkbuild.emulated_board import EmulatedBoard
     from elkbuild.executor import LocalExecutor
 
     return EmulatedBoard(LocalExecutor(), load().cache_dir, name=name, port=port,
-                         os_version=os_version)
+                         os_version=os_version, sftp=sftp)
 
 
 @elk_task(help={"name": "board instance name (default: default); each keeps its own "
@@ -22,12 +23,15 @@ def _emulated_board(name: str, port: int | None = None, os_version: str | None =
                 "os": "OS profile: 0.11 (Xenomai 3) or 1.x (EVL) (default: the last one used, 1.x)",
                 "record_host_key": "add the board's host key to this known_hosts file "
                                    "(e.g. ~/.ssh/known_hosts), replacing an old entry",
-                "json": "print the board's status as one JSON object"})
-def board_up(c, name="default", port=None, os=None, record_host_key=None, json=False):
+                "json": "print the board's status as one JSON object",
+                "sftp": "--no-sftp: an instance whose sshd has no SFTP subsystem, like Yocto images "
+                           "with Dropbear (transfers then use SCP); kept by the instance"})
+def board_up(c, name="default", port=None, os=None, record_host_key=None, json=False,
+             sftp=True):
     """Start the emulated Elk board (builds it from nothing the first time, minutes)."""
     from elkbuild.reporting import emit_json
 
-    board = _emulated_board(name, int(port) if port else None, os)
+    board = _emulated_board(name, int(port) if port else None, os, None if sftp else False)
     if os and board.is_running() and os != board.os_version:
         board.set_profile(os)
     seconds = board.up(progress=None if json else print)

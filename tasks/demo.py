@@ -18,6 +18,7 @@ def demo(c, json=False, board_name="default", port=0, monitor_seconds=3.0, rigs_
     offline check on the board, monitor."""
     from elkbuild.reporting import emit_json
     from elkbuild.demo import DemoOptions, run_demo
+    from elkbuild.executor import LocalExecutor
 
     def say(step):
         if json:
@@ -27,7 +28,7 @@ def demo(c, json=False, board_name="default", port=0, monitor_seconds=3.0, rigs_
 
     options = DemoOptions(board_name=board_name, port=int(port) or None,
                           monitor_seconds=float(monitor_seconds), rigs_only=rigs_only, quiet=json)
-    steps = run_demo(load(), say, options)
+    steps = run_demo(load(), say, LocalExecutor(), options)
     if not json:
         print(f"demo: done, {len(steps)} steps")
 

@@ -6,17 +6,20 @@ from pathlib import Path
 
 from elkbuild.cli import elk_task
 
-from tasks.shell import load
+from tasks.shell import load, load_for_boards
+
 
 def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
     """The one board named by --board or --host (or the only configured one), and
     where its os_version comes from, to check against the board (None: detect)."""
-    from elkbuild.board.ssh import select_boards
+    from elkbuild.board.selection import select_boards
     from elkbuild.errors import UsageError
 
     if host and board:
         raise UsageError("give --host or --board, not both")
-    cfg = load()
+    # Without --host or --board the only configured board is meant: flags apply to it.
+    named = [board] if board else ([] if host else list(load().boards))
+    cfg = load_for_boards(named, port, user, os_version)
     (target,) = select_boards(cfg, [host] if host else (), [board] if board else (), False,
                               int(port) if port else None, user or None, os_version or None)
     if host:
@@ -27,16 +30,17 @@ def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
 _MONITOR_BOARD_HELP = {
     "host": "board address",
     "board": "a board from elkbuild.yaml",
-    "port": "SSH port for --host (default 22)",
-    "user": "login user for --host (default mind)",
-    "os_version": "Elk Audio OS line of --host: 0.11 or 1.x (checked against the board)",
+    "port": "SSH port for --host (default 22), or instead of the --board's",
+    "user": "login user for --host (default mind), or instead of the --board's",
+    "os_version": "Elk Audio OS line of the board: 0.11 or 1.x (checked against the board)",
     "password": "ask for the board password (or set ELKBUILD_BOARD_PASSWORD); never stored",
     "trust_host_key": "accept and record an UNKNOWN host key (prints its fingerprint)",
 }
 
 
 def _monitor_connect(target, password: bool, trust_host_key: bool):
-    from elkbuild.board.ssh import connect, resolve_password
+    from elkbuild.board.connection import connect
+    from elkbuild.board.passwords import resolve_password
 
     return connect(target, trust_host_key=trust_host_key,
                    password=resolve_password(password, target))
@@ -60,25 +64,25 @@ def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, 
             grace=3.0, json=False, fail_on_switch=False, source="", save="", password=False,
             trust_host_key=False):
     """Watch the real-time threads' mode switches (MSW on 0.11, ISW on 1.x) live."""
-    from elkbuild.monitor import session as _monitor
-    from elkbuild.reporting import emit_json
     from elkbuild.errors import UsageError
+    from elkbuild.monitor.presenter import JsonPresenter, TablePresenter
+    from elkbuild.monitor.session import MonitorOptions, monitor_board, monitor_capture
 
     if duration < 0:
         raise UsageError(f"--duration {duration}: must be 0 (no limit) or more")
-    options = _monitor.MonitorOptions(interval=float(interval), duration=float(duration) or None,
-                                      grace=float(grace), fail_on_switch=fail_on_switch)
-    presenter = _monitor.JsonPresenter(emit_json) if json else _monitor.TablePresenter()
+    options = MonitorOptions(interval=float(interval), duration=float(duration) or None,
+                             grace=float(grace), fail_on_switch=fail_on_switch)
+    presenter = JsonPresenter() if json else TablePresenter()
     if source:
         if host or board or save:
             raise UsageError("--source reads a capture: leave out --host, --board and --save")
-        _monitor.monitor_capture(Path(source), options, presenter)
+        monitor_capture(Path(source), options, presenter)
         return
     target, config_key = _monitor_target(host, board, port, user, os_version)
     with _monitor_connect(target, password, trust_host_key) as conn:
-        _monitor.monitor_board(conn, options, presenter,
-                               expected_os=target.os_version if config_key else None,
-                               config_key=config_key, save=Path(save) if save else None)
+        monitor_board(conn, options, presenter,
+                      expected_os=target.os_version if config_key else None,
+                      config_key=config_key, save=Path(save) if save else None)
 
 
 @elk_task(help={**_MONITOR_BOARD_HELP,
@@ -95,6 +99,7 @@ def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, 
 def debug(c, config="", host="", board="", port=0, user="", os_version="", sushi="",
           timeout=60.0, gdbserver="", gdb="", json=False, password=False, trust_host_key=False):
     """Run Sushi under gdb with --debug-mode-sw; print the backtrace of the first mode switch."""
+    from elkbuild.executor import LocalExecutor
     from elkbuild.monitor import debug as _debug
     from elkbuild.reporting import emit_json
 
@@ -108,7 +113,8 @@ def debug(c, config="", host="", board="", port=0, user="", os_version="", sushi
                   f"{float(timeout):g} s for its first mode switch", flush=True)
         if gdbserver:
             result = _debug.debug_via_server(conn, program, arguments, server=gdbserver,
-                                             gdb=gdb or "gdb-multiarch", timeout=float(timeout))
+                                             gdb=gdb or "gdb-multiarch", timeout=float(timeout),
+                                             local=LocalExecutor())
         else:
             result = _debug.debug_on_board(conn.executor, program, arguments,
                                            gdb=gdb or "gdb", timeout=float(timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from elkbuild.cli import elk_task
@@ -16,15 +17,26 @@ from tasks.shell import load
                 "manufacturer_code": "JUCE manufacturer code: 4 characters, first uppercase",
                 "plugin_code": "JUCE plugin code: 4 characters, first uppercase (default: from NAME)",
                 "description": "one line describing the plugin",
+                "mode": "effect: where the model runs: auto, inline (audio thread) or decoupled (worker pool)",
+                "frame": "effect: samples per run for a dynamic time axis (default 64)",
+                "shape": "effect: NAME=1,64,1 fixes a tensor's dynamic dimensions (repeatable)",
+                "state": "effect: IN=OUT feeds output OUT back into input IN next run (repeatable)",
+                "constant": "effect: NAME=VALUE fixes an input (e.g. an int64 sample rate; repeatable)",
+                "audio_in": "effect: the input that is audio, when several could be",
+                "audio_out": "effect: the output that is audio, when several could be",
+                "sample_rate": "effect: the rate the model was trained at (default: any)",
                 "force": "render an existing project again (its identity is kept)",
-                "json": "print the result as one JSON object"})
+                "json": "print the result as one JSON object"}, iterable=["shape", "state", "constant"])
 def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufacturer_code=None,
-               plugin_code=None, description=None, force=False, json=False):
+               plugin_code=None, description=None, force=False, json=False, verbose=False,
+               audio_in=None, audio_out=None, mode=None, frame=0, shape=None, state=None,
+               constant=None, sample_rate=0):
     """Render a JUCE VST3 plugin project for a model into plugins/NAME."""
     from elkbuild.reporting import emit_json
     from elkbuild.errors import UsageError
     from elkbuild.plugin.identity import plugins_dir
-    from elkbuild.plugin.project import NewPlugin, new_plugin as render
+    from elkbuild.plugin.render import NewPlugin, new_plugin as render
+    from elkbuild.plugin.roles import parse_role_flags
 
     for flag, value in (("--engine", engine), ("--kind", kind), ("--model", model)):
         if not value:
@@ -33,8 +45,15 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
     cfg = load()
     request = NewPlugin(name=name, engine=engine, kind=kind, model=Path(model),
                         manufacturer=manufacturer, manufacturer_code=manufacturer_code,
-                        plugin_code=plugin_code, description=description)
-    project = render(request, plugins_dir(cfg.root, cfg.get("project.plugins_dir")), force=force)
+                        plugin_code=plugin_code, description=description, mode=mode,
+                        roles=parse_role_flags(frame=frame, shapes=shape or [], states=state or [],
+                                               constants=constant or [], audio_in=audio_in,
+                                               audio_out=audio_out, sample_rate=sample_rate))
+    # Every guess about the model's tensors is said (on stderr with --json).
+    say = (lambda line: print(f"new-plugin: {line}", file=sys.stderr)) if json else \
+        (lambda line: print(f"new-plugin: {line}"))
+    project = render(request, plugins_dir(cfg.root, cfg.get("project.plugins_dir")), force=force,
+                     say=say)
     if json:
         emit_json({"project": str(project.root), "name": project.identity.name,
                    "engine": project.engine, "kind": project.kind, "model": str(project.model)})
@@ -69,7 +88,7 @@ def build_native(c, name, jobs=2, json=False):
     from elkbuild.reporting import emit_json
     from elkbuild.executor import LocalExecutor
     from elkbuild.plugin.identity import plugins_dir
-    from elkbuild.plugin.project import build_native as build
+    from elkbuild.plugin.native_build import build_native as build
 
     cfg = load()
     project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / name
@@ -101,18 +120,19 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
     from elkbuild.errors import UsageError, ValidationFailed
     from elkbuild.executor import LocalExecutor
     from elkbuild.plugin.identity import plugins_dir
-    from elkbuild.plugin.project import build_native as build
+    from elkbuild.plugin.native_build import build_native as build
     from elkbuild.vst3host.rt_check import format_report, rt_check as check
 
     if bool(plugin) == bool(bundle):
         raise UsageError("give --plugin NAME or --bundle PATH", "e.g. invoke rt-check --plugin NeuralSaturator")
     cfg = load()
+    executor = LocalExecutor()
     if plugin:
         project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / plugin
-        target = build(project, LocalExecutor(), cfg.cache_dir, cfg.build_dir).bundle
+        target = build(project, executor, cfg.cache_dir, cfg.build_dir).bundle
     else:
         target = Path(bundle)
-    report = check(target, LocalExecutor(), cfg.build_dir / "rt-check", blocks=int(blocks),
+    report = check(target, executor, cfg.build_dir / "rt-check", blocks=int(blocks),
                    block=int(buffer), rate=float(rate))
     if json:
         emit_json({**asdict(report), "bundle": str(report.bundle), "unsafe": report.unsafe,
@@ -121,6 +141,6 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
     else:
         print(format_report(report, allow_engine))
     if not report.passes(allow_engine):
-        raise ValidationFailed(f"rt-check {report.plugin}", [
-            f"{name}: {count} calls on the audio thread" for name, count in report.offenders.items()],
-            "make process() allocation- and lock-free (see the table above)")
+        raise ValidationFailed(f"rt-check {report.plugin}", report.problems(allow_engine),
+                               "see the report above: make process() allocation- and lock-free, "
+                               "fast enough for the block, and the model load")

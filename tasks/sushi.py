@@ -9,12 +9,16 @@ from elkbuild.cli import elk_task
 from elkbuild.config import Config
 from tasks.shell import load
 
-def _sushi_versions(os_flag: str | None, cfg: Config) -> list[str]:
+
+def _sushi_versions(os_flag: str | None) -> tuple[Config, list[str]]:
+    """The configuration (a single --os version as its sushi.os_version) and the
+    Sushi versions to render."""
     from elkbuild.sushi import VERSIONS, normalize_version
 
     if os_flag in ("all", "both"):
-        return list(VERSIONS)
-    return [normalize_version(os_flag or cfg.get("sushi.os_version", "1.x"))]
+        return load(), list(VERSIONS)
+    cfg = load({"sushi.os_version": normalize_version(os_flag) if os_flag else None})
+    return cfg, [normalize_version(cfg.get("sushi.os_version", "1.x"))]
 
 
 @elk_task(help={"rig": "a rig name in sushi-configs/ or a rig file; repeat the flag or "
@@ -31,9 +35,8 @@ def sushi_config(c, rig=None, os=None, out=None, check=False, json=False):
     from elkbuild.errors import ValidationFailed
     from elkbuild.sushi import render_rigs
 
-    cfg = load()
     names = [n.strip() for item in rig or [] for n in item.split(",") if n.strip()]
-    versions = _sushi_versions(os or ("all" if check else None), cfg)
+    cfg, versions = _sushi_versions(os or ("all" if check else None))
     results = render_rigs(cfg, names, versions, Path(out) if out else None, check_only=check)
     for result in results:
         shown = result.dest.relative_to(cfg.root) if result.dest.is_relative_to(cfg.root) \

@@ -12,6 +12,8 @@ elkbuild.emulated_board.EmulatedBoard:
     board.set_profile("0.11")  Xenomai 3 (/proc/xenomai/sched/stat) or "1.x" (evl ps)
     board.raise_switches(name, count) / board.add_thread(name, ...)
     board.regenerate_host_key()
+    board.processes()          host PIDs of its SSH sessions and what they run (to SIGSTOP)
+    board.signal_processes(pids, signal.SIGSTOP)
     board.reset()              no Sushi, empty /udata, plugins, config_files
 
 `fresh_emulated_board` (function): the same board, reset before the test and its
@@ -20,6 +22,7 @@ profile restored after it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Iterator
@@ -53,15 +56,17 @@ def _remove_boards_of_dead_sessions(cache_dir: Path) -> None:
             EmulatedBoard(LocalExecutor(), cache_dir, name=entry.name).destroy()
 
 
-@pytest.fixture(scope="session")
-def emulated_board() -> Iterator[EmulatedBoard]:
+@contextlib.contextmanager
+def running_board(suffix: str = "", **options: object) -> Iterator[EmulatedBoard]:
+    """A board of this test session's own (free port, 1.x), removed at the end.
+    `suffix` names a second instance; `options` go to EmulatedBoard (sftp=False)."""
     from conftest import require_real_part
 
     usable, why = host_usable()
     require_real_part(usable, "the emulated Elk board", f"{why}; {HOW_TO_GET}")
     _remove_boards_of_dead_sessions(_cache_dir())
-    board = EmulatedBoard(LocalExecutor(), _cache_dir(), name=f"pytest-{os.getpid()}",
-                          port=free_port(), os_version="1.x")
+    board = EmulatedBoard(LocalExecutor(), _cache_dir(), name=f"pytest-{os.getpid()}{suffix}",
+                          port=free_port(), os_version="1.x", **options)
     try:
         board.up()
     except ElkbuildError as error:
@@ -71,6 +76,12 @@ def emulated_board() -> Iterator[EmulatedBoard]:
         yield board
     finally:
         board.destroy()
+
+
+@pytest.fixture(scope="session")
+def emulated_board() -> Iterator[EmulatedBoard]:
+    with running_board() as board:
+        yield board
 
 
 @pytest.fixture

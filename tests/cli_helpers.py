@@ -12,13 +12,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_task(*args: str, project: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`invoke <args>` against this repo's tasks; project files come from `project`."""
+    """`./elk <args>` (elkbuild's invoke program) against this repo's tasks; project files come from `project`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ELKBUILD_")}
     full_env["ELKBUILD_USER_CONFIG"] = str((project or REPO) / "no-user-config.yaml")
     if project is not None:
         full_env["ELKBUILD_PROJECT_DIR"] = str(project)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+    return subprocess.run([sys.executable, "-m", "elkbuild.program", "--search-root", str(REPO), *args],
                           capture_output=True, text=True, env=full_env, timeout=timeout,
                           cwd=cwd or REPO)
 

@@ -46,11 +46,11 @@ def elkbuild_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def docker_engine(elkbuild_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A docker.DockerClient for a real engine."""
+    """A real engine (elkbuild.docker.api.DockerApi; its `sdk` is the Docker SDK client)."""
     how = ("apt-get install docker.io mmdebstrap and run the tests as root "
            "(they start a private dockerd), or start Docker and set DOCKER_HOST")
     if not FRESH_ENGINE:
-        client = reachable_engine(elkbuild_cache)
+        client = reachable_engine(elkbuild_cache, LocalExecutor())
         if client is None:
             require_real_part(_can_start_engine(), "a Docker engine", how)
             client = start_private_engine(LocalExecutor(), elkbuild_cache)

@@ -12,7 +12,7 @@ from conftest import REPO, require_real_part
 
 from elkbuild.config import load_config
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugin.project import NativeBuild, build_native
+from elkbuild.plugin.native_build import NativeBuild, build_native
 
 
 def require_native_build_tools() -> None:

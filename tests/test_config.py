@@ -156,3 +156,69 @@ def test_config_task_reports_origins_as_json(tmp_path: Path) -> None:
 def test_config_task_unknown_key_is_usage_error(tmp_path: Path) -> None:
     result = run_task("config", "--key", "nothing.here", project=tmp_path)
     assert_one_line_error(result, "nothing.here", code=2)
+
+
+# --------------------------------------------------------------------------- flags as the top layer
+
+@pytest.fixture
+def task_env(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The task layer's view: this project, a user file, no ELKBUILD_* from outside."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("ELKBUILD_")]:
+        monkeypatch.delenv(name)
+    user = write(tmp_path / "user.yaml", "boards: {studio: {port: 2200, user: alice}}\n")
+    monkeypatch.setenv("ELKBUILD_PROJECT_DIR", str(project))
+    monkeypatch.setenv("ELKBUILD_USER_CONFIG", str(user))
+    return user
+
+
+def test_a_flag_beats_env_beats_user_file_beats_project_file(project: Path, task_env: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.shell import load, load_for_boards
+
+    cfg = load()
+    assert cfg.board("studio").port == 2200 and cfg.origin("boards.studio.port") == str(task_env)
+    assert cfg.origin("boards.studio.host") == str(project / PROJECT_FILE)
+    monkeypatch.setenv("ELKBUILD_BOARDS__STUDIO__PORT", "2201")
+    assert load().board("studio").port == 2201
+    cfg = load_for_boards(["studio"], port=2202, os_version="1.x")
+    board = cfg.board("studio")
+    assert (board.port, board.os_version, board.user) == (2202, "1.x", "alice")
+    assert cfg.origin("boards.studio.port") == CLI_SOURCE
+    assert cfg.origin("boards.studio.os_version") == CLI_SOURCE
+    assert cfg.origin("boards.studio.user") == str(task_env)
+    cfg = load({"toolchain": "elk-sdk-1.0.0", "sushi.os_version": None})
+    assert cfg.toolchain == "elk-sdk-1.0.0" and cfg.origin("toolchain") == CLI_SOURCE
+    assert cfg.origin("sushi.os_version") == str(project / PROJECT_FILE)  # not given: no layer
+
+
+def test_board_flags_leave_an_ad_hoc_or_unknown_board_alone(task_env: Path) -> None:
+    from tasks.shell import load_for_boards
+
+    assert load_for_boards([], port=2202).origin("boards.studio.port") == str(task_env)
+    cfg = load_for_boards(["nowhere"], port=2202)
+    with pytest.raises(UsageError, match="no board named 'nowhere'"):
+        cfg.board("nowhere")
+
+
+def test_a_bad_flag_value_names_the_key_and_the_command_line(task_env: Path) -> None:
+    from tasks.shell import load_for_boards
+
+    with pytest.raises(ConfigError) as caught:
+        load_for_boards(["studio"], os_version="2.0")
+    assert CLI_SOURCE in caught.value.one_line()
+    assert "boards.studio.os_version" in caught.value.one_line()
+
+
+def test_the_monitor_task_connects_to_the_flagged_port(project: Path, task_env: Path) -> None:
+    """`invoke monitor --board studio --port N` reaches port N (the port nobody listens on)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    write(project / PROJECT_FILE, "boards: {studio: {host: 127.0.0.1, os_version: '1.x'}}\n")
+    for named in (["--board", "studio"], []):  # named, or the only board configured
+        result = run_task("monitor", *named, "--port", str(free), project=project)
+        assert_one_line_error(result, f"127.0.0.1:{free}")

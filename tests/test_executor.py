@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from elkbuild.errors import CommandFailed, ToolMissing
-from elkbuild.executor import LocalExecutor
+from elkbuild.executor import LocalExecutor, installed, require
 
 
 def test_runs_argv_without_a_shell(tmp_path) -> None:
@@ -60,3 +60,39 @@ def test_input_is_passed_to_stdin() -> None:
     done = LocalExecutor().run([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
                                input="abc")
     assert done.stdout.strip() == "cba"
+
+
+def test_require_finds_a_program_or_says_how_to_install_it() -> None:
+    assert require("sh").endswith("/sh") and installed("sh")
+    assert not installed("no-such-program-elk")
+    with pytest.raises(ToolMissing) as caught:
+        require("no-such-program-elk", "apt-get install elk")
+    assert "no-such-program-elk" in caught.value.one_line()
+    assert "apt-get install elk" in caught.value.one_line()
+
+
+def test_transfers_and_streams_are_recorded_and_skipped_in_dry_run(tmp_path) -> None:
+    source = tmp_path / "source.txt"
+    source.write_text("payload")
+    dry = LocalExecutor(dry_run=True)
+    dry.send_file(source, str(tmp_path / "sent"))
+    dry.write_bytes(str(tmp_path / "written"), b"abc")
+    dry.fetch_file(str(source), tmp_path / "fetched")
+    with dry.stream(["sh", "-c", "echo never"]) as lines:
+        assert list(lines) == []
+    assert dry.read_bytes(str(source)) == b"payload"  # reading changes nothing
+    assert not {"sent", "written", "fetched"} & {p.name for p in tmp_path.iterdir()}
+    assert [entry[0] for entry in dry.history] == ["<send>", "<write>", "<fetch>", "sh", "<read>"]
+
+
+def test_local_transfers_copy_and_streams_yield_lines(tmp_path) -> None:
+    source = tmp_path / "source.txt"
+    source.write_text("payload")
+    local = LocalExecutor()
+    local.send_file(source, str(tmp_path / "sent"))
+    local.fetch_file(str(tmp_path / "sent"), tmp_path / "fetched")
+    local.write_bytes(str(tmp_path / "written"), b"abc")
+    assert (tmp_path / "fetched").read_text() == "payload"
+    assert local.read_bytes(str(tmp_path / "written")) == b"abc"
+    with local.stream([sys.executable, "-c", "print('one'); print('two')"]) as lines:
+        assert list(lines) == ["one", "two"]

@@ -15,12 +15,15 @@ allocator or the futex enters the kernel); `invoke rt-check` counts them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 
 from elkbuild.deps.patching import apply_patches
 from elkbuild.errors import BuildError
 from elkbuild.executor import Executor
+
+log = logging.getLogger("elkbuild.juce")
 
 JUCE_VERSION = "7.0.5"
 # Where Debian's juce-modules-source puts JUCE, on the host and in the build images.
@@ -50,12 +53,18 @@ def patched_juce(executor: Executor, cache_dir: Path) -> Path:
     if (root / ".complete").is_file():
         return root / "cmake"
     partial = root.with_name(root.name + ".partial")
+    copies = [["cp", "-R", str(SYSTEM_MODULES_DIR), str(partial / "modules")],
+              ["cp", "-R", str(SYSTEM_CMAKE_DIR), str(partial / "cmake")]]
+    if executor.dry_run:
+        for argv in copies:
+            executor.run(argv)
+        log.info("would patch %s with %s and write %s", partial / "modules",
+                 ", ".join(p.name for p in patch_files()), root)
+        return root / "cmake"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    executor.run(["cp", "-R", str(SYSTEM_MODULES_DIR), str(partial / "modules")],
-                 hint="JUCE comes from Debian: apt-get install juce-modules-source juce-tools")
-    executor.run(["cp", "-R", str(SYSTEM_CMAKE_DIR), str(partial / "cmake")],
-                 hint="JUCE comes from Debian: apt-get install juce-modules-source juce-tools")
+    for argv in copies:
+        executor.run(argv, hint="JUCE comes from Debian: apt-get install juce-modules-source juce-tools")
     apply_patches(partial / "modules", patch_files())
     config = partial / "cmake" / "JUCEConfig.cmake"
     text = config.read_text()

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from elkbuild.deps.staging import ELF_MACHINES
-from elkbuild.errors import MISSING, ConfigError, UsageError
 from elkbuild.build.toolchains import TOOLCHAIN_DIR, Abi
+from elkbuild.bundle.layout import arch_dir
+from elkbuild.elf import MACHINES
+from elkbuild.errors import MISSING, ConfigError, UsageError
 
 BOARD_PROFILES_FILE = TOOLCHAIN_DIR / "boards" / "profiles.yaml"
 
@@ -32,7 +33,7 @@ _SONAME = re.compile(r"^[A-Za-z0-9_+.-]+\.so(\.\d+)*$")
 @dataclass(frozen=True)
 class BoardProfile:
     name: str
-    arch: str  # uname -m of the board: the bundle folder is Contents/<arch>-linux
+    arch: str  # uname -m of the board: it names the bundle's code folder (<arch>-linux)
     abi: Abi  # the highest GLIBC_/GLIBCXX_ versions the board's libc and libstdc++ define
     system_libraries: frozenset[str]  # SONAMEs the board's system provides
     description: str = ""
@@ -41,11 +42,11 @@ class BoardProfile:
 
     @property
     def bundle_arch_dir(self) -> str:
-        return f"{self.arch}-linux"
+        return arch_dir(self.arch)
 
     @property
     def elf_machine(self) -> str:
-        return ELF_MACHINES[self.arch]
+        return MACHINES[self.arch]
 
 
 def load_board_profiles(path: Path = BOARD_PROFILES_FILE) -> dict[str, BoardProfile]:
@@ -85,8 +86,8 @@ def _profile(path: Path, name: str, raw: Any) -> BoardProfile:
         if key not in raw:
             raise ConfigError(path, f"{name}.{key}", MISSING, "is required")
     arch = raw["arch"]
-    if arch not in ELF_MACHINES:
-        raise ConfigError(path, f"{name}.arch", arch, f"allowed: {', '.join(ELF_MACHINES)}")
+    if arch not in MACHINES:
+        raise ConfigError(path, f"{name}.arch", arch, f"allowed: {', '.join(MACHINES)}")
     abi = raw["abi"]
     if not isinstance(abi, dict) or set(abi) != {"glibc", "glibcxx"}:
         raise ConfigError(path, f"{name}.abi", abi,

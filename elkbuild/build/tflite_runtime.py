@@ -21,15 +21,13 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
+from elkbuild.build.engines import Engine
 from elkbuild.deps.debian import mmdebstrap_argv
-from elkbuild.errors import BuildError, ToolMissing
-from elkbuild.executor import Completed, Executor
+from elkbuild.errors import BuildError
+from elkbuild.executor import Completed, Executor, require
 from elkbuild.locks import locked
-
-if TYPE_CHECKING:  # plugins imports this module's callers; the name is for typing only
-    from elkbuild.plugin.project import EngineLibrary
 
 log = logging.getLogger("elkbuild.tflite")
 
@@ -102,8 +100,7 @@ def ensure_runtime(executor: Executor, cache_dir: Path,
                    progress: Progress | None = None) -> TfliteRuntime:
     """The cached sid tree with TensorFlow Lite, made with mmdebstrap if missing."""
     say = progress or (lambda line: log.info("%s", line))
-    if shutil.which("mmdebstrap") is None:
-        raise ToolMissing("mmdebstrap", "apt-get install mmdebstrap")
+    require("mmdebstrap", "apt-get install mmdebstrap")
     version = library_version(executor, cache_dir)
     target = cache_dir / f"tflite-runtime-{runtime_key(version)}"
     with locked(cache_dir / ".tflite-runtime.lock"):
@@ -155,8 +152,7 @@ def run_inside(executor: Executor, runtime: TfliteRuntime, argv: Sequence[str],
 def _wrapped(runtime: TfliteRuntime, argv: Sequence[str], places: dict[Path, Path]) -> list[str]:
     """unshare + bind mounts + chroot argv for running argv in the tree; `places`
     maps host paths to absolute paths inside the tree."""
-    if shutil.which("unshare") is None:
-        raise ToolMissing("unshare", "apt-get install util-linux")
+    require("unshare", "apt-get install util-linux")
     pairs: list[str] = []
     for point in ("proc", "dev"):
         (runtime.root / point).mkdir(exist_ok=True)
@@ -175,16 +171,13 @@ def _wrapped(runtime: TfliteRuntime, argv: Sequence[str], places: dict[Path, Pat
             "sh", "-c", _BIND_THEN_CHROOT, "elk-bind", *pairs, "--", str(runtime.root), *argv]
 
 
-def tflite_engine(runtime: TfliteRuntime) -> EngineLibrary:
+def tflite_engine(runtime: TfliteRuntime) -> Engine:
     """What build_native links a tflite plugin against: the tree's library and headers.
     The library's own dependencies (sid's abseil, glibc >= 2.38) are not on the host;
     ld leaves them to the loader (a shared object may keep undefined symbols of the
     libraries it links), and only the plugin's own references count against the
     host's glibc, so the plugin loads wherever the tree's libraries are."""
-    from elkbuild.plugin.project import EngineLibrary
-
-    return EngineLibrary("tflite", runtime.library, (runtime.include,),
-                         ("-Wl,--allow-shlib-undefined",))
+    return Engine("tflite", runtime.library, (runtime.include,), ("-Wl,--allow-shlib-undefined",))
 
 
 @dataclass

@@ -1,33 +1,35 @@
 """Toolchains: the Elk-PI SDK, Debian's arm64 cross compiler, and the native host.
 
 A toolchain is data (toolchain/*.yaml) plus a CMake toolchain file template
-(toolchain/cmake/*.j2). This module turns them into `Toolchain` objects that know
-their image, the ABI their sysroot produces, the CMake arguments and environment a
-build needs, and which executor runs their commands (a container by default).
+(toolchain/cmake/*.j2). Each `kind` of definition has its own class (TOOLCHAIN_KINDS
+is the explicit registry): it knows its image, the ABI its sysroot produces, the
+CMake arguments and environment a build needs, and which executor runs its
+commands (a container by default).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import shutil
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import jinja2
 import yaml
 
+from elkbuild.elf import read_elf
 from elkbuild.errors import MISSING, ConfigError, ToolMissing, UsageError
-from elkbuild.executor import Completed, Executor, LineSink, LocalExecutor
+from elkbuild.executor import Completed, Executor, LineSink, LocalExecutor, require
+
+log = logging.getLogger("elkbuild.toolchains")
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN_DIR = SOURCE_ROOT / "toolchain"
 DOCKER_DIR = SOURCE_ROOT / "docker"
-
-KINDS = ("elk-sdk", "debian-arm64", "native")
 
 # A constant shell program, never formatted: the SDK's environment script must be
 # sourced with LD_LIBRARY_PATH unset (its own loader paths break otherwise), then
@@ -43,31 +45,15 @@ class Abi:
     glibcxx: str  # e.g. "3.4.30" (highest GLIBCXX_x.y.z of its libstdc++)
 
 
-def _version_key(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
-
-
-def highest_symbol_version(library: Path, prefix: str) -> str | None:
-    """The highest `prefix`x.y version a shared library defines (e.g. GLIBC_2.36 -> "2.36")."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.gnuversions import GNUVerDefSection
-
-    found: list[str] = []
-    with open(library, "rb") as handle:
-        for section in ELFFile(handle).iter_sections():
-            if isinstance(section, GNUVerDefSection):
-                for verdef, auxiliaries in section.iter_versions():
-                    for aux in auxiliaries:
-                        version = aux.name[len(prefix):]
-                        if aux.name.startswith(prefix) and version[:1].isdigit():
-                            found.append(version)
-    return max(found, key=_version_key) if found else None
+def _highest_defined(library: Path, family: str) -> str | None:
+    info = read_elf(library)
+    return info.highest_defined(family) if info else None
 
 
 def read_abi(libc: Path, libstdcxx: Path) -> Abi:
     """The ABI a sysroot provides, read from its libc.so.6 and libstdc++.so.6."""
-    glibc = highest_symbol_version(libc, "GLIBC_")
-    glibcxx = highest_symbol_version(libstdcxx, "GLIBCXX_")
+    glibc = _highest_defined(libc, "GLIBC")
+    glibcxx = _highest_defined(libstdcxx, "GLIBCXX")
     if not glibc or not glibcxx:
         raise ConfigError(libc if not glibc else libstdcxx, "", MISSING,
                           "defines no GLIBC_/GLIBCXX_ symbol versions: not a sysroot library")
@@ -103,8 +89,11 @@ class SdkRelease:
 
 @dataclass(frozen=True)
 class Toolchain:
+    """What every kind of toolchain has; the kinds below add what differs."""
+
+    kind: ClassVar[str]
+
     name: str
-    kind: str
     image: str | None
     arch: str
     abi: Abi
@@ -121,8 +110,6 @@ class Toolchain:
     @property
     def sysroot(self) -> str | None:
         """The target sysroot inside the image (and on the host with --local)."""
-        if self.sdk:
-            return self.sdk.target_sysroot_path
         sysroot = self.definition.get("sysroot")
         return sysroot["path"] if sysroot else None
 
@@ -133,13 +120,17 @@ class Toolchain:
 
     @property
     def cross(self) -> bool:
-        return self.kind != "native"
+        return True
+
+    @property
+    def default_board_profile(self) -> str:
+        """The board its output is gated against unless the build names one:
+        the real board it is for (the emulated board provides a superset)."""
+        return "elk-1.x"
 
     # ---- CMake -----------------------------------------------------------------
 
-    def cmake_toolchain_text(self) -> str:
-        """The CMake toolchain file, rendered from its template (pure)."""
-        template = _template_env().get_template(self.definition["cmake_template"])
+    def _template_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
             "name": self.name,
             "cpu_flags": " ".join(self.cpu_flags),
@@ -147,37 +138,40 @@ class Toolchain:
             "gcc_version": self.definition.get("gcc_version", ""),
             "emulator": self.definition.get("emulator"),
         }
-        if self.sdk:
-            values.update(version=self.sdk.version, install_dir=self.sdk.install_dir,
-                          target_sysroot=self.sdk.target_sysroot,
-                          native_sysroot=self.sdk.native_sysroot)
         if self.definition.get("sysroot"):
             values.update(sysroot=self.sysroot, suite=self.definition["sysroot"]["suite"])
-        return template.render(**values)
+        return values
 
-    def cmake_toolchain_file(self) -> Path:
-        """Write the toolchain file (content-addressed, so never stale) and return it.
+    def cmake_toolchain_text(self) -> str:
+        """The CMake toolchain file, rendered from its template (pure)."""
+        template = _template_env().get_template(self.definition["cmake_template"])
+        return template.render(**self._template_values())
 
-        It lives in the elkbuild cache, which containers mount at the same path.
+    def cmake_toolchain_file(self, *, write: bool = True) -> Path:
+        """The toolchain file's path, written unless `write` is False (dry-run).
+
+        Content-addressed, so never stale; it lives in the elkbuild cache, which
+        containers mount at the same path.
         """
         text = self.cmake_toolchain_text()
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         path = self._cache_dir() / "toolchains" / f"{self.name}-{digest}.cmake"
-        if not path.is_file():
+        if write and not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(text)
             tmp.replace(path)
         return path
 
-    def cmake_args(self, prefix_path: Sequence[Path] = (), *, ccache: bool = True) -> list[str]:
+    def cmake_args(self, prefix_path: Sequence[Path] = (), *, ccache: bool = True,
+                   write: bool = True) -> list[str]:
         """Arguments for `cmake -S . -B build` so a project builds with this toolchain.
 
         `ccache` puts ccache in front of the compilers (every image has it; its
-        cache is a persistent volume).
+        cache is a persistent volume); `write` False only names the toolchain file.
         """
         prefixes = ";".join(str(p) for p in prefix_path)
-        args = [f"-DCMAKE_TOOLCHAIN_FILE={self.cmake_toolchain_file()}"]
+        args = [f"-DCMAKE_TOOLCHAIN_FILE={self.cmake_toolchain_file(write=write)}"]
         if ccache:
             args += ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
         if prefixes:
@@ -191,38 +185,18 @@ class Toolchain:
     # ---- environment and commands ----------------------------------------------
 
     def env(self) -> dict[str, str]:
-        """Variables elkbuild sets for every command of this toolchain.
-
-        For the Elk SDK, the SDK's own environment script adds the rest (CC, CXX,
-        SDKTARGETSYSROOT, ...) because commands run through `command_prefix()`.
-        """
-        env = {"ELKBUILD_TOOLCHAIN": self.name}
-        if self.kind == "debian-arm64":
-            triple = self.definition["triple"]
-            sysroot = self.sysroot or ""
-            # pkg-config must answer for the target: only the sysroot's .pc files,
-            # with paths re-rooted into the sysroot.
-            env.update({
-                "PKG_CONFIG_SYSROOT_DIR": sysroot,
-                "PKG_CONFIG_LIBDIR": ":".join([
-                    f"{sysroot}/usr/lib/{triple}/pkgconfig",
-                    f"{sysroot}/usr/lib/pkgconfig",
-                    f"{sysroot}/usr/share/pkgconfig",
-                ]),
-            })
-        if self.sdk:
-            env["ELK_SDK_DIR"] = self.sdk.install_dir
-        return env
+        """Variables elkbuild sets for every command of this toolchain."""
+        return {"ELKBUILD_TOOLCHAIN": self.name}
 
     def command_prefix(self) -> list[str]:
-        """argv put before every command: the Elk SDK sources its environment script."""
-        if self.sdk:
-            return ["env", "-u", "LD_LIBRARY_PATH", "bash", "-c", _SOURCE_THEN_EXEC,
-                    "elk-sdk-env", self.sdk.environment_path]
+        """argv put before every command (the Elk SDK sources its environment script)."""
         return []
 
-    def identity(self) -> str:
-        """Stable hash of everything that defines this toolchain (build-cache keys)."""
+    def compiler(self) -> str:
+        """The C++ compiler a host install of this toolchain provides."""
+        return f"g++-{self.definition['gcc_version']}"
+
+    def _identity_parts(self) -> dict[str, Any]:
         parts: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
@@ -234,37 +208,34 @@ class Toolchain:
             "env": self.env(),
             "prefix": self.command_prefix(),
         }
-        if self.sdk:
-            parts["sdk"] = [self.sdk.version, self.sdk.installer_url, self.sdk.install_dir,
-                            self.sdk.installer_sha256 or ""]
         if self.dockerfile and self.dockerfile.is_file():
             parts["dockerfile"] = hashlib.sha256(self.dockerfile.read_bytes()).hexdigest()
-        blob = json.dumps(parts, sort_keys=True).encode()
+        return parts
+
+    def identity(self) -> str:
+        """Stable hash of everything that defines this toolchain (build-cache keys)."""
+        blob = json.dumps(self._identity_parts(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
     def local_problem(self) -> str | None:
         """Why this toolchain cannot run on the host, or None when it can."""
-        if self.sdk:
-            env_script = Path(self.sdk.environment_path)
-            if not env_script.is_file():
-                return (f"the Elk SDK {self.sdk.version} is not installed at "
-                        f"{self.sdk.install_dir} (no {env_script.name})")
-            return None
-        compilers = {"debian-arm64": f"{self.definition['triple']}-g++-{self.definition['gcc_version']}",
-                     "native": f"g++-{self.definition['gcc_version']}"}
-        compiler = compilers[self.kind]
-        if shutil.which(compiler) is None:
+        compiler = self.compiler()
+        try:
+            require(compiler)
+        except ToolMissing:
             return f"{compiler} is not on PATH"
         if self.sysroot and not Path(self.sysroot, "usr", "include").is_dir():
             return f"no arm64 sysroot at {self.sysroot}"
         return None
 
-    def executor(self, cfg: Any, *, local: bool = False, dry_run: bool = False) -> Executor:
+    def executor(self, cfg: Any, *, local: bool = False, dry_run: bool = False,
+                 host: Executor | None = None) -> Executor:
         """The executor that runs this toolchain's commands.
 
         By default a container of `self.image` with the project, the elkbuild cache
         and elkbuild's own tree mounted at the same paths; with `local` the host
-        itself, when the toolchain is installed there.
+        itself, when the toolchain is installed there. `host` runs the container
+        executor's own commands on this machine (the engine, the image).
         """
         if local:
             problem = None if dry_run else self.local_problem()
@@ -280,25 +251,146 @@ class Toolchain:
         return ContainerExecutor(dry_run=dry_run, image=self.image or "", mounts=mounts,
                                  prefix=self.command_prefix(), base_env=self.env(),
                                  workdir=str(cfg.root), cache_dir=cache_dir,
-                                 name=f"container:{self.name}")
+                                 name=f"container:{self.name}", host=host)
 
     # ---- variants --------------------------------------------------------------
 
     def with_installer(self, installer: Path | None = None, sha256: str | None = None) -> Toolchain:
-        """This Elk SDK toolchain with a local installer and/or a known sha256."""
-        if not self.sdk:
-            raise UsageError(f"--sdk-installer only applies to elk-sdk toolchains, not {self.name}")
-        if installer is not None and not Path(installer).is_file():
-            raise UsageError(f"--sdk-installer {installer}: no such file",
-                             "give the path of the Elk-PI SDK installer (.sh)")
-        sdk = replace(self.sdk, installer=Path(installer).resolve() if installer else self.sdk.installer,
-                      installer_sha256=(sha256.lower() if sha256 else self.sdk.installer_sha256))
-        return replace(self, sdk=sdk)
+        """An Elk SDK toolchain with a local installer and/or a known sha256."""
+        raise UsageError(f"--sdk-installer only applies to elk-sdk toolchains, not {self.name}")
 
     def _cache_dir(self) -> Path:
         if self.cache_dir is not None:
             return Path(self.cache_dir)
         return default_cache_dir()
+
+    @classmethod
+    def from_definition(cls, path: Path, data: dict[str, Any]) -> list[Toolchain]:
+        """The toolchain(s) one validated definition file describes."""
+        return [cls(name=path.stem, image=data.get("image"), arch=data["arch"],
+                    abi=_abi(path, "abi", data["abi"]), definition=data)]
+
+
+@dataclass(frozen=True)
+class DebianCrossToolchain(Toolchain):
+    """Debian's aarch64 cross compiler with a Debian sysroot of the board's release."""
+
+    kind: ClassVar[str] = "debian-arm64"
+
+    def env(self) -> dict[str, str]:
+        # pkg-config must answer for the target: only the sysroot's .pc files,
+        # with paths re-rooted into the sysroot.
+        triple = self.definition["triple"]
+        sysroot = self.sysroot or ""
+        return {**super().env(),
+                "PKG_CONFIG_SYSROOT_DIR": sysroot,
+                "PKG_CONFIG_LIBDIR": ":".join([
+                    f"{sysroot}/usr/lib/{triple}/pkgconfig",
+                    f"{sysroot}/usr/lib/pkgconfig",
+                    f"{sysroot}/usr/share/pkgconfig",
+                ])}
+
+    def compiler(self) -> str:
+        return f"{self.definition['triple']}-g++-{self.definition['gcc_version']}"
+
+
+@dataclass(frozen=True)
+class NativeToolchain(Toolchain):
+    """This machine's own compiler (desktop builds and tests)."""
+
+    kind: ClassVar[str] = "native"
+
+    @property
+    def cross(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class ElkSdkToolchain(Toolchain):
+    """An Elk-PI SDK release (Yocto): one toolchain per version of the definition."""
+
+    kind: ClassVar[str] = "elk-sdk"
+
+    @property
+    def release(self) -> SdkRelease:
+        assert self.sdk is not None, "an elk-sdk toolchain always has its release"
+        return self.sdk
+
+    @property
+    def sysroot(self) -> str | None:
+        return self.release.target_sysroot_path
+
+    @property
+    def default_board_profile(self) -> str:
+        return "elk-0.11" if self.release.os_version == "0.11" else "elk-1.x"
+
+    def _template_values(self) -> dict[str, Any]:
+        return {**super()._template_values(), "version": self.release.version,
+                "install_dir": self.release.install_dir,
+                "target_sysroot": self.release.target_sysroot,
+                "native_sysroot": self.release.native_sysroot}
+
+    def env(self) -> dict[str, str]:
+        # The SDK's own environment script adds the rest (CC, CXX, SDKTARGETSYSROOT,
+        # ...) because commands run through `command_prefix()`.
+        return {**super().env(), "ELK_SDK_DIR": self.release.install_dir}
+
+    def command_prefix(self) -> list[str]:
+        return ["env", "-u", "LD_LIBRARY_PATH", "bash", "-c", _SOURCE_THEN_EXEC,
+                "elk-sdk-env", self.release.environment_path]
+
+    def _identity_parts(self) -> dict[str, Any]:
+        sdk = self.release
+        return {**super()._identity_parts(),
+                "sdk": [sdk.version, sdk.installer_url, sdk.install_dir, sdk.installer_sha256 or ""]}
+
+    def local_problem(self) -> str | None:
+        env_script = Path(self.release.environment_path)
+        if not env_script.is_file():
+            return (f"the Elk SDK {self.release.version} is not installed at "
+                    f"{self.release.install_dir} (no {env_script.name})")
+        return None
+
+    def with_installer(self, installer: Path | None = None, sha256: str | None = None) -> Toolchain:
+        if installer is not None and not Path(installer).is_file():
+            raise UsageError(f"--sdk-installer {installer}: no such file",
+                             "give the path of the Elk-PI SDK installer (.sh)")
+        sdk = replace(self.release,
+                      installer=Path(installer).resolve() if installer else self.release.installer,
+                      installer_sha256=(sha256.lower() if sha256 else self.release.installer_sha256))
+        return replace(self, sdk=sdk)
+
+    @classmethod
+    def from_definition(cls, path: Path, data: dict[str, Any]) -> list[Toolchain]:
+        found: list[Toolchain] = []
+        for version, release in (data.get("versions") or {}).items():
+            version = str(version)
+            definition = {k: v for k, v in data.items() if k != "versions"}
+            definition["version"] = version
+            definition["release"] = release
+            sdk = SdkRelease(
+                version=version,
+                installer_url=release["installer_url"],
+                installer_sha256=release.get("installer_sha256"),
+                install_dir=release["install_dir"],
+                environment_script=data["environment_script"],
+                target_sysroot=data["target_sysroot"],
+                native_sysroot=data["native_sysroot"],
+                os_version=str(release.get("os_version", "")),
+            )
+            found.append(cls(name=f"elk-sdk-{version}", image=data["image"].format(version=version),
+                             arch=data["arch"], abi=_abi(path, f"versions.{version}.abi", release.get("abi")),
+                             definition=definition, sdk=sdk))
+        return found
+
+
+TOOLCHAIN_KINDS: dict[str, type[Toolchain]] = {
+    ElkSdkToolchain.kind: ElkSdkToolchain,
+    DebianCrossToolchain.kind: DebianCrossToolchain,
+    NativeToolchain.kind: NativeToolchain,
+}
+"""Each `kind:` a toolchain/*.yaml may declare, and the class that implements it."""
+KINDS = tuple(TOOLCHAIN_KINDS)
 
 
 @dataclass
@@ -315,6 +407,39 @@ class ToolchainLocalExecutor(LocalExecutor):
         done = super()._run(full, cwd=cwd, env={**self.base_env, **(env or {})}, input=input,
                             timeout=timeout, on_line=on_line)
         return Completed(argv, done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class OnDemandExecutor:
+    """A toolchain's executor, made on the first call only, so an up-to-date build
+    starts no container. A container executor's image is built first when it is
+    missing (a no-op when it is up to date), so a build works on a machine that
+    has none yet; `display` shows that image build."""
+
+    toolchain: Toolchain
+    cfg: Any
+    host: Executor
+    local: bool = False
+    dry_run: bool = False
+    display: Any = None
+    _made: Executor | None = None
+
+    def __call__(self) -> Executor:
+        if self._made is None:
+            if not self.local:
+                self._ensure_image()
+            self._made = self.toolchain.executor(self.cfg, local=self.local, dry_run=self.dry_run,
+                                                 host=self.host)
+        return self._made
+
+    def _ensure_image(self) -> None:
+        if self.dry_run:
+            log.info("would build the image %s if it is missing", self.toolchain.image)
+            return
+        from elkbuild.docker.commands import build_image, image_toolchain  # late: the Docker SDK
+
+        build_image(self.cfg, image_toolchain(self.toolchain.name, cfg=self.cfg), host=self.host,
+                    display=self.display)
 
 
 # ---- registry ------------------------------------------------------------------
@@ -371,33 +496,8 @@ def _build_registry() -> dict[str, Toolchain]:
     registry: dict[str, Toolchain] = {}
     for path in sorted(TOOLCHAIN_DIR.glob("*.yaml")):
         data = _load_definition(path)
-        kind = data["kind"]
-        if kind == "elk-sdk":
-            for version, release in (data.get("versions") or {}).items():
-                version = str(version)
-                name = f"elk-sdk-{version}"
-                definition = {k: v for k, v in data.items() if k != "versions"}
-                definition["version"] = version
-                definition["release"] = release
-                sdk = SdkRelease(
-                    version=version,
-                    installer_url=release["installer_url"],
-                    installer_sha256=release.get("installer_sha256"),
-                    install_dir=release["install_dir"],
-                    environment_script=data["environment_script"],
-                    target_sysroot=data["target_sysroot"],
-                    native_sysroot=data["native_sysroot"],
-                    os_version=str(release.get("os_version", "")),
-                )
-                registry[name] = Toolchain(
-                    name=name, kind=kind, image=data["image"].format(version=version),
-                    arch=data["arch"], abi=_abi(path, f"versions.{version}.abi", release.get("abi")),
-                    definition=definition, sdk=sdk)
-        else:
-            name = path.stem
-            registry[name] = Toolchain(name=name, kind=kind, image=data.get("image"),
-                                       arch=data["arch"], abi=_abi(path, "abi", data["abi"]),
-                                       definition=data)
+        for toolchain in TOOLCHAIN_KINDS[data["kind"]].from_definition(path, data):
+            registry[toolchain.name] = toolchain
     return registry
 
 

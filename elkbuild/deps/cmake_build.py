@@ -100,7 +100,12 @@ def needs_wrapper(recipe: Recipe) -> bool:
     return bool(recipe.build.system_processor or recipe.build.cflags or recipe.build.cxxflags)
 
 
-def cmake_toolchain_args(toolchain: Any, prefix_path: Sequence[Path], use_ccache: bool) -> list[str]:
+def cmake_toolchain_args(toolchain: Any, prefix_path: Sequence[Path], use_ccache: bool,
+                         write: bool = True) -> list[str]:
+    """The toolchain's CMake arguments; `write` False names its toolchain file without
+    writing it (a dry run)."""
+    if not write:
+        return list(toolchain.cmake_args(prefix_path, ccache=use_ccache, write=False))
     try:
         return list(toolchain.cmake_args(prefix_path, ccache=use_ccache))
     except TypeError:  # a toolchain without a ccache switch
@@ -109,10 +114,11 @@ def cmake_toolchain_args(toolchain: Any, prefix_path: Sequence[Path], use_ccache
 
 def plan(recipe: Recipe, toolchain: Any, work: Path, source: Path, fetch_dirs: Mapping[str, Path],
          jobs: int, use_ccache: bool = True, prefix_path: Sequence[Path] = (),
-         placeholders: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Every command and file of the CMake build, computed without running anything."""
+         placeholders: Mapping[str, str] | None = None, write: bool = True) -> dict[str, Any]:
+    """Every command and file of the CMake build, computed without running anything
+    (with `write` False, not even the toolchain file is written)."""
     build, install = work / "build", work / "install"
-    toolchain_args = cmake_toolchain_args(toolchain, prefix_path, use_ccache)
+    toolchain_args = cmake_toolchain_args(toolchain, prefix_path, use_ccache, write)
     wrapper = build / WRAPPER_NAME if needs_wrapper(recipe) else None
     commands = [configure_argv(recipe, toolchain_args, source, build, install, fetch_dirs, wrapper,
                                placeholders),

@@ -4,7 +4,8 @@ The toolchain and the executors are injected: builds run through the executor
 the toolchain hands out (its container by default, the host with --local), and
 downloads through `fetch_executor` on the host, where the cache and the network
 are. The build executor is created only when something must be built, so an
-up-to-date run starts no container.
+up-to-date run starts no container. A dry run (`dry_run`, with dry-run executors)
+says what would be fetched, run and staged, and fetches, unpacks and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from elkbuild.elf import version_key
 from elkbuild.errors import BuildError
-from elkbuild.executor import Executor, LocalExecutor
+from elkbuild.executor import Executor, LocalExecutor, installed
 from elkbuild.reporting import LOG, Reporter
 from elkbuild.locks import locked
 from elkbuild.deps import build_cache, cmake_build, fetchcontent, staging
@@ -38,7 +40,7 @@ class DepResult:
     name: str
     version: str
     variant: str
-    status: str                      # "up to date" | "built"
+    status: str                      # "up to date" | "built" | "would build" (dry run)
     prefix: Path
     changed: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -51,18 +53,18 @@ class DepResult:
 
 
 class DepsRunner:
-    def __init__(self, cfg: Any, toolchain: Any, *,
+    def __init__(self, cfg: Any, toolchain: Any, *, fetch_executor: Executor,
                  make_executor: Callable[[], Executor] | None = None,
-                 fetch_executor: Executor | None = None,
                  offline: bool = False, jobs: int | None = None, variant: str = "default",
                  allow_unpinned: bool = False, update: bool = False,
                  reporter: Reporter | None = None, recipes: list[Recipe] | None = None,
-                 mirror: str | None = None) -> None:
+                 mirror: str | None = None, dry_run: bool = False) -> None:
         self.cfg = cfg
+        self.dry_run = dry_run
         self.toolchain = toolchain
         self.make_executor = make_executor
         self._executor: Executor | None = None
-        self.fetch_executor = fetch_executor or LocalExecutor()
+        self.fetch_executor = fetch_executor  # this machine: downloads, apt, unpacking
         self.offline = offline
         self.jobs = jobs or os.cpu_count() or 2
         self.variant = variant
@@ -73,6 +75,12 @@ class DepsRunner:
                                  mirror=mirror)
         self._recipes = recipes
         self._identity: str | None = None
+
+    @classmethod
+    def for_project(cls, cfg: Any, toolchain: Any, **options: Any) -> DepsRunner:
+        """A runner with the project's dependency settings (its Debian mirror)."""
+        mirror = (cfg.section("dependencies") or {}).get("debian_mirror")
+        return cls(cfg, toolchain, mirror=mirror if isinstance(mirror, str) else None, **options)
 
     # ---- selection and status ----------------------------------------------
 
@@ -144,8 +152,53 @@ class DepsRunner:
             if gaps:
                 raise MissingSources(gaps)
         for recipe, named, changed in todo:
-            results.append(self._build_one(recipe, changed))
+            results.append(self._plan_one(recipe, changed) if self.dry_run
+                           else self._build_one(recipe, changed))
         return results
+
+    def stage(self, dependency: str) -> Path:
+        """The staged prefix of one dependency, built first when it is not up to date
+        (in a dry run: where it would be staged)."""
+        (result,) = self.build(only=dependency)
+        return result.prefix
+
+    def _plan_one(self, recipe: Recipe, changed: list[str]) -> DepResult:
+        """What _build_one would do, said through the reporter and the dry-run executor."""
+        started = time.monotonic()
+        say = self.reporter.step
+        say(f"{recipe.key} ({self.toolchain.name}): would build, because: {', '.join(changed)}")
+        for source in recipe.sources:
+            gap = self.cache.gap(recipe, source)
+            if gap is not None:
+                say(f"would fetch {gap.what}")
+        work = self.deps_dir / ".work" / recipe.key
+        if recipe.build.system == "debian":
+            for source in recipe.sources:
+                pin = self.cache.deb_pin(source) if source.kind == "deb" and source.stage else None
+                if pin is not None:
+                    self._executor_for_build().run(["dpkg", "-x", str(self.cache.deb_path(pin)),
+                                                    str(work / "debs" / Path(pin.file_name).stem)])
+        elif recipe.build.system == "cmake":
+            if recipe.fetchcontent is not None:
+                say(f"{recipe.key}: FetchContent sources are found once the source is unpacked")
+            source_tree = work / "src"
+            prefix_path = ([work / "overlay" / "usr"]
+                           if any(s.kind == "deb" and not s.stage for s in recipe.sources) else [])
+            steps = cmake_build.plan(recipe, self.toolchain, work, source_tree, {}, self.jobs,
+                                     use_ccache=self._use_ccache(), prefix_path=prefix_path,
+                                     placeholders={"overlay": str(work / "overlay"),
+                                                   "source": str(source_tree)},
+                                     write=False)
+            for argv in steps["commands"]:
+                self._executor_for_build().run(argv)
+        prefix = self.prefix(recipe)
+        say(f"{recipe.key}: would stage {prefix} (with {staging.METADATA})")
+        return DepResult(recipe.name, recipe.version, recipe.variant, "would build", prefix, changed,
+                         time.monotonic() - started)
+
+    def _use_ccache(self) -> bool:
+        """ccache is in every image; on the host only when it is installed (a choice, not a need)."""
+        return not isinstance(self._executor_for_build(), LocalExecutor) or installed("ccache")
 
     def _build_one(self, recipe: Recipe, changed: list[str]) -> DepResult:
         started = time.monotonic()
@@ -182,6 +235,10 @@ class DepsRunner:
             if self.make_executor is None:
                 raise BuildError("no executor to build with", "pass a toolchain executor")
             self._executor = self.make_executor()
+            if self.dry_run and not self._executor.dry_run:
+                raise BuildError(f"a dry run of build-deps was given the executor "
+                                 f"{self._executor.name}, which would really run commands",
+                                 "make the toolchain's executor with dry_run=True")
         return self._executor
 
     def _fetch_all(self, recipe: Recipe, report: FetchReport) -> dict[str, Path]:
@@ -245,9 +302,8 @@ class DepsRunner:
             roots["overlay"] = overlay
         if recipe.build.system == "cmake":
             executor = self._executor_for_build()
-            use_ccache = not isinstance(executor, LocalExecutor) or shutil.which("ccache") is not None
             steps = cmake_build.plan(recipe, self.toolchain, work, source_tree, fetch_dirs, self.jobs,
-                                     use_ccache=use_ccache, prefix_path=prefix_path,
+                                     use_ccache=self._use_ccache(), prefix_path=prefix_path,
                                      placeholders={"overlay": str(work / "overlay"), "source": str(source_tree)})
             self.reporter.step(f"{recipe.key}: cmake configure + build ({self.jobs} jobs)")
             cmake_build.run_cmake(executor, steps, self.reporter.line, work / "build.log")
@@ -375,6 +431,6 @@ class DepsRunner:
             return
         for symbol, have in (("GLIBC", abi.glibc), ("GLIBCXX", abi.glibcxx)):
             need = needs.get(symbol)
-            if need and staging._vt(need) > staging._vt(have):
+            if need and version_key(need) > version_key(have):
                 log.warning("%s needs %s_%s but toolchain %s targets %s: the board must provide it",
                             recipe.key, symbol, need, self.toolchain.name, have)

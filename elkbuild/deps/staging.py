@@ -15,17 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
-
+from elkbuild.elf import GLIBC_FAMILIES, MACHINES, elf_machine, highest, read_elf_or_none
 from elkbuild.errors import BuildError
 from elkbuild.executor import Executor
 from elkbuild.deps.recipes import InstallRule
 
 METADATA = "elkbuild-dep.json"
-ELF_MACHINES = {"aarch64": "EM_AARCH64", "arm64": "EM_AARCH64", "x86_64": "EM_X86_64",
-                "amd64": "EM_X86_64"}
 _LIB = re.compile(r"\.(so(\.\d+)*|a)$")
 
 
@@ -212,55 +207,6 @@ def _reroot_pkgconfig(prefix: Path) -> None:
         pc.write_text(text)
 
 
-def elf_machine(path: Path) -> str | None:
-    """e_machine of an ELF file, or of the first ELF member of an ar archive (.a)."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if head[:4] == b"\x7fELF":
-            handle.seek(0)
-            try:
-                return ELFFile(handle).header["e_machine"]
-            except ELFError:
-                return None
-        if head == b"!<arch>\n":
-            while True:
-                header = handle.read(60)
-                if len(header) < 60:
-                    return None
-                size = int(header[48:58].decode().strip() or 0)
-                start = handle.tell()
-                if handle.read(4) == b"\x7fELF":
-                    handle.seek(start)
-                    import io
-                    try:
-                        return ELFFile(io.BytesIO(handle.read(size))).header["e_machine"]
-                    except ELFError:
-                        return None
-                handle.seek(start + size + (size % 2))
-    return None
-
-
-def glibc_needs(path: Path) -> dict[str, str]:
-    """Highest GLIBC_/GLIBCXX_ symbol versions a shared library requires."""
-    needs: dict[str, tuple[int, ...]] = {}
-    try:
-        with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            for section in elf.iter_sections():
-                if not isinstance(section, GNUVerNeedSection):
-                    continue
-                for _verneed, auxes in section.iter_versions():
-                    for aux in auxes:
-                        match = re.match(r"^(GLIBC|GLIBCXX)_(\d+(?:\.\d+)*)$", aux.name)
-                        if match:
-                            version = tuple(int(x) for x in match.group(2).split("."))
-                            if version > needs.get(match.group(1), ()):
-                                needs[match.group(1)] = version
-    except (ELFError, OSError):
-        return {}
-    return {k: ".".join(map(str, v)) for k, v in needs.items()}
-
-
 def check_outputs(prefix: Path, outputs: Iterable[str], arch: str, recipe_file: Path) -> dict[str, Any]:
     """Every expected output exists; every library is an ELF for `arch`. Returns ABI facts."""
     missing = [o for o in outputs if not (prefix / o).exists()]
@@ -272,7 +218,7 @@ def check_outputs(prefix: Path, outputs: Iterable[str], arch: str, recipe_file: 
     if dangling:
         raise BuildError(f"{recipe_file}: staged links point at nothing: {', '.join(dangling)}",
                          "add the package or install rule that provides their targets")
-    expected = ELF_MACHINES.get(arch)
+    expected = MACHINES.get(arch)
     wrong = []
     needs: dict[str, str] = {}
     libs = []
@@ -283,16 +229,12 @@ def check_outputs(prefix: Path, outputs: Iterable[str], arch: str, recipe_file: 
         machine = elf_machine(lib)
         if expected and machine is not None and machine != expected:
             wrong.append(f"{lib.relative_to(prefix)} ({machine})")
-        if ".so" in lib.name:
-            for name, version in glibc_needs(lib).items():
-                current = needs.get(name)
-                if current is None or _vt(version) > _vt(current):
-                    needs[name] = version
+        info = read_elf_or_none(lib) if ".so" in lib.name else None
+        for family in GLIBC_FAMILIES if info else ():
+            newest = highest(v for v in (needs.get(family), info.highest_needed(family)) if v)
+            if newest:
+                needs[family] = newest
     if wrong:
         raise BuildError(f"staged libraries are not {arch}: {', '.join(wrong)}",
                          "the source or package is for another architecture; check the recipe's arch")
     return {"libraries": libs, "needs": needs}
-
-
-def _vt(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in version.split("."))

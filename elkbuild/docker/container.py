@@ -1,4 +1,4 @@
-"""Running commands in a toolchain's container through the Docker SDK.
+"""Running commands in a toolchain's container: the container backend of Executor.
 
 The container sees the project, the elkbuild cache and elkbuild's own tree at
 the same paths as the host, runs as the invoking user's uid:gid (so nothing it
@@ -12,17 +12,12 @@ from __future__ import annotations
 import codecs
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Iterator, Mapping
 
-import docker
-from docker.errors import APIError, ImageNotFound, NotFound
-from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ReadTimeout
-
+from elkbuild.docker.api import DockerApi, DockerApiError
 from elkbuild.docker.engine import connect
 from elkbuild.errors import ElkbuildError
 from elkbuild.executor import EXECUTORS, Completed, Executor, LineSink, LocalExecutor
@@ -40,7 +35,11 @@ class ContainerError(ElkbuildError):
 
 @dataclass
 class ContainerExecutor(Executor):
-    """Runs each command in a fresh container of `image`."""
+    """Runs each command in a fresh container of `image`.
+
+    `host` is the executor of this machine, which starts a private engine when none
+    answers; `client` is the engine, connected on first use unless given.
+    """
 
     name: str = "container"
     image: str = ""
@@ -52,33 +51,34 @@ class ContainerExecutor(Executor):
     user: str = field(default_factory=lambda: f"{os.getuid()}:{os.getgid()}")
     ccache_volume: str | None = CCACHE_VOLUME
     network_mode: str = "host"
-    client: Any = None  # docker.DockerClient; connected on first use
+    host: Executor | None = None
+    client: DockerApi | None = None
     _ccache_ready: bool = field(default=False, repr=False)
 
     # ---- engine ------------------------------------------------------------------
 
-    def docker_client(self) -> docker.DockerClient:
+    def engine(self) -> DockerApi:
         if self.client is None:
             cache = self.cache_dir or Path.home() / ".cache" / "elkbuild"
-            self.client = connect(Path(cache), LocalExecutor())
+            # Without a given host executor, this machine's own, under the same dry-run
+            # flag and history as this executor.
+            host = self.host or LocalExecutor(dry_run=self.dry_run, history=self.history)
+            self.client = connect(Path(cache), host)
         return self.client
 
-    def _check_image(self, client: docker.DockerClient) -> None:
-        try:
-            client.images.get(self.image)
-        except ImageNotFound:
+    def _check_image(self, engine: DockerApi) -> None:
+        if engine.image(self.image) is None:
             toolchain = self.base_env.get("ELKBUILD_TOOLCHAIN", "<toolchain>")
             raise ContainerError(f"image {self.image} is not built",
-                                 f"run `invoke docker-image --toolchain {toolchain}`") from None
+                                 f"run `invoke docker-image --toolchain {toolchain}`")
 
-    def _prepare_ccache(self, client: docker.DockerClient) -> None:
+    def _prepare_ccache(self, engine: DockerApi) -> None:
         """The volume starts out root-owned; hand it to the invoking user once."""
         if self._ccache_ready or not self.ccache_volume:
             return
-        client.volumes.create(self.ccache_volume, labels={CONTAINER_LABEL: "ccache"})
-        client.containers.run(self.image, ["chown", self.user, CCACHE_MOUNT], user="0:0",
-                              remove=True, network_mode="none", entrypoint=[],
-                              volumes={self.ccache_volume: {"bind": CCACHE_MOUNT, "mode": "rw"}})
+        engine.create_volume(self.ccache_volume, {CONTAINER_LABEL: "ccache"})
+        engine.run_to_end(self.image, ["chown", self.user, CCACHE_MOUNT], user="0:0",
+                          volumes={self.ccache_volume: {"bind": CCACHE_MOUNT, "mode": "rw"}})
         self._ccache_ready = True
 
     def volumes(self) -> dict[str, dict[str, str]]:
@@ -92,72 +92,46 @@ class ContainerExecutor(Executor):
     def _run(self, argv: list[str], *, cwd: str | None, env: Mapping[str, str] | None,
              input: str | bytes | None, timeout: float | None,
              on_line: LineSink | None) -> Completed:
-        client = self.docker_client()
-        self._check_image(client)
+        engine = self.engine()
+        self._check_image(engine)
         for path in self.mounts:  # a missing bind source would be created root-owned
             path.mkdir(parents=True, exist_ok=True)
-        self._prepare_ccache(client)
+        self._prepare_ccache(engine)
         environment = {"HOME": "/tmp", "CCACHE_DIR": CCACHE_MOUNT, **self.base_env, **(env or {})}
         try:
-            container = client.api.create_container(
-                self.image, command=[*self.prefix, *argv], user=self.user,
-                environment=environment, working_dir=cwd or self.workdir,
-                stdin_open=input is not None,  # with detach=False: StdinOnce too
-                labels={CONTAINER_LABEL: self.name},
-                host_config=client.api.create_host_config(
-                    binds=self.volumes(), network_mode=self.network_mode, init=True))
-        except ImageNotFound:
-            raise ContainerError(f"image {self.image} is not built") from None
-        except APIError as error:
-            raise ContainerError(f"cannot create a container of {self.image}: "
-                                 f"{error.explanation or error}") from None
-        cid = container["Id"]
+            cid = engine.create_container(
+                self.image, [*self.prefix, *argv], user=self.user, environment=environment,
+                workdir=cwd or self.workdir, stdin=input is not None,
+                labels={CONTAINER_LABEL: self.name}, binds=self.volumes(),
+                network_mode=self.network_mode)
+        except DockerApiError as error:
+            raise ContainerError(error.message) from None
         try:
-            return self._attach_and_wait(client, cid, argv, input, timeout, on_line)
+            return self._attach_and_wait(engine, cid, argv, input, timeout, on_line)
         finally:
-            try:
-                client.api.remove_container(cid, force=True)
-            except (APIError, NotFound, RequestsConnectionError):
-                log.debug("container %s already gone", cid[:12])
+            engine.remove_container(cid)
 
-    def _attach_and_wait(self, client: docker.DockerClient, cid: str, argv: list[str],
+    def _attach_and_wait(self, engine: DockerApi, cid: str, argv: list[str],
                          input: str | bytes | None, timeout: float | None,
                          on_line: LineSink | None) -> Completed:
-        output = client.api.attach(cid, stdout=True, stderr=True, stream=True, logs=True, demux=True)
-        stdin_sock = None
-        if input is not None:
-            stdin_sock = client.api.attach_socket(cid, params={"stdin": 1, "stream": 1})
-        client.api.start(cid)
-        if stdin_sock is not None:
-            _send_and_close(stdin_sock, input.encode() if isinstance(input, str) else input)
+        output = engine.output(cid)
+        stdin = engine.stdin(cid) if input is not None else None
+        engine.start(cid)
+        if stdin is not None:
+            stdin.send_and_close(input.encode() if isinstance(input, str) else input)
         out = _Lines(on_line)
         err = _Lines(on_line)
         reader = threading.Thread(target=_pump, args=(output, out, err), daemon=True)
         reader.start()
-        try:
-            status = client.api.wait(cid, timeout=timeout)
-            code = int(status.get("StatusCode", 1))
-        except (ReadTimeout, RequestsConnectionError):
+        code = engine.wait(cid, timeout)
+        if code is None:
             log.warning("[%s] %s: timed out after %s s, killing it", self.name, argv[0], timeout)
-            try:
-                client.api.kill(cid)
-            except APIError:
-                pass
+            engine.kill(cid)
             code = -9
         reader.join(timeout=30)
         out.flush()
         err.flush()
         return Completed(argv, code, out.text(), err.text())
-
-
-def _send_and_close(sock: Any, data: bytes) -> None:
-    raw = getattr(sock, "_sock", sock)
-    raw.sendall(data)
-    try:
-        raw.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    sock.close()
 
 
 class _Lines:
@@ -192,15 +166,12 @@ class _Lines:
         return "".join(self.parts)
 
 
-def _pump(stream: Any, out: _Lines, err: _Lines) -> None:
-    try:
-        for stdout, stderr in stream:
-            if stdout:
-                out.feed(stdout)
-            if stderr:
-                err.feed(stderr)
-    except (RequestsConnectionError, OSError) as error:
-        log.debug("output stream ended: %s", error)
+def _pump(chunks: Iterator[tuple[bytes | None, bytes | None]], out: _Lines, err: _Lines) -> None:
+    for stdout, stderr in chunks:
+        if stdout:
+            out.feed(stdout)
+        if stderr:
+            err.feed(stderr)
 
 
 EXECUTORS["container"] = ContainerExecutor

@@ -18,12 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-import docker
-from docker.errors import DockerException, ImageNotFound
-
-from elkbuild.errors import ElkbuildError, ToolMissing
-from elkbuild.executor import Executor, LineSink
+from elkbuild.docker.api import DockerApi
+from elkbuild.errors import ElkbuildError
+from elkbuild.executor import Executor, LineSink, require
 from elkbuild.locks import locked
 
 log = logging.getLogger("elkbuild.docker")
@@ -112,40 +109,27 @@ def choose_storage_driver(executor: Executor, engine: PrivateEngine) -> str:
     return driver
 
 
-def _client(url: str | None, timeout: int = 600) -> docker.DockerClient | None:
-    """A client for `url` (None: the environment's default) if the engine answers."""
-    try:
-        client = (docker.DockerClient(base_url=url, version="auto", timeout=timeout) if url
-                  else docker.from_env(version="auto", timeout=timeout))
-        client.ping()
-        return client
-    except (DockerException, OSError) as error:
-        log.debug("no engine at %s: %s", url or "the default socket", error)
-        return None
-
-
-def reachable_engine(cache_dir: Path) -> docker.DockerClient | None:
+def reachable_engine(cache_dir: Path, executor: Executor) -> DockerApi | None:
     """The user's engine if it answers, else elkbuild's private one if it runs."""
     engine = private_engine(cache_dir)
     if os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists():
-        client = _client(None)
-        if client:
-            return client
+        api = DockerApi.connect(None, executor)
+        if api:
+            return api
     if engine.socket.exists():
-        return _client(engine.url)
+        return DockerApi.connect(engine.url, executor)
     return None
 
 
 def start_private_engine(executor: Executor, cache_dir: Path, *,
-                         wait_seconds: float = 60.0) -> docker.DockerClient:
+                         wait_seconds: float = 60.0) -> DockerApi:
     """Start elkbuild's own dockerd (or reuse it when already running)."""
     engine = private_engine(cache_dir)
     with locked(engine.home / "start.lock"):
-        client = _client(engine.url) if engine.socket.exists() else None
-        if client:
-            return client
-        if shutil.which("dockerd") is None:
-            raise ToolMissing("dockerd", "install Docker's engine: apt-get install docker.io")
+        api = DockerApi.connect(engine.url, executor) if engine.socket.exists() else None
+        if api:
+            return api
+        dockerd = require("dockerd", "install Docker's engine: apt-get install docker.io")
         if os.geteuid() != 0:
             raise EngineError("no Docker engine is reachable and a private one needs root",
                               "start Docker (systemctl start docker) or set DOCKER_HOST")
@@ -158,7 +142,7 @@ def start_private_engine(executor: Executor, cache_dir: Path, *,
         executor.run([
             "start-stop-daemon", "--start", "--background", "--make-pidfile",
             "--pidfile", str(engine.launcher_pidfile), "--output", str(engine.logfile),
-            "--exec", shutil.which("dockerd") or "dockerd", "--",
+            "--exec", dockerd, "--",
             "--data-root", str(engine.data_root), "--exec-root", str(engine.exec_root),
             "--pidfile", str(engine.pidfile), "-H", engine.url,
             # No iptables or bridge: sandboxes forbid them, and builds and
@@ -166,13 +150,13 @@ def start_private_engine(executor: Executor, cache_dir: Path, *,
             f"--storage-driver={driver}", "--iptables=false", "--ip6tables=false", "--bridge=none",
         ], hint="see the engine log in " + str(engine.logfile))
         if executor.dry_run:
-            return docker.DockerClient(base_url=engine.url, version="1.41")
+            return DockerApi.not_started(engine.url, executor)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
-            client = _client(engine.url) if engine.socket.exists() else None
-            if client:
+            api = DockerApi.connect(engine.url, executor) if engine.socket.exists() else None
+            if api:
                 log.info("started a private Docker engine at %s", engine.url)
-                return client
+                return api
             time.sleep(0.5)
     tail = engine.logfile.read_text(errors="replace").strip().splitlines()[-1:] if engine.logfile.exists() else []
     raise EngineError(f"the private Docker engine did not answer within {wait_seconds:.0f} s"
@@ -213,38 +197,28 @@ def mounts_under(folder: Path) -> list[Path]:
     return inside
 
 
-def connect(cache_dir: Path, executor: Executor, *, start: bool = True) -> docker.DockerClient:
-    """A working Docker client: the user's engine, elkbuild's private one, or a new one."""
-    client = reachable_engine(cache_dir)
-    if client:
-        return client
+def connect(cache_dir: Path, executor: Executor, *, start: bool = True) -> DockerApi:
+    """A working engine: the user's, elkbuild's private one, or a new private one."""
+    api = reachable_engine(cache_dir, executor)
+    if api:
+        return api
     if not start:
         raise EngineError("no Docker engine is reachable",
                           "start Docker, set DOCKER_HOST, or run `invoke docker-engine --start`")
     return start_private_engine(executor, cache_dir)
 
 
-def engine_url(client: docker.DockerClient) -> str:
-    """unix://SOCKET for local engines (the SDK's base_url hides the socket path)."""
-    socket_path = getattr(getattr(client.api, "_custom_adapter", None), "socket_path", None)
-    return f"unix://{socket_path}" if socket_path else str(client.api.base_url)
-
-
-def engine_description(client: docker.DockerClient) -> dict[str, str]:
-    info = client.info()
-    return {"url": engine_url(client), "version": client.version().get("Version", "?"),
+def engine_description(api: DockerApi) -> dict[str, str]:
+    info = api.info()
+    return {"url": api.url, "version": api.version().get("Version", "?"),
             "storage_driver": info.get("Driver", "?"), "data_root": info.get("DockerRootDir", "?")}
 
 
 # ---- base image ------------------------------------------------------------------
 
 
-def image_exists(client: docker.DockerClient, tag: str) -> bool:
-    try:
-        client.images.get(tag)
-        return True
-    except ImageNotFound:
-        return False
+def image_exists(api: DockerApi, tag: str) -> bool:
+    return api.image(tag) is not None
 
 
 def seed_suite(tag: str) -> str:
@@ -257,7 +231,7 @@ def seed_suite(tag: str) -> str:
     return version.removesuffix("-slim")
 
 
-def seed_base_image(client: docker.DockerClient, executor: Executor, tag: str, cache_dir: Path, *,
+def seed_base_image(api: DockerApi, executor: Executor, tag: str, cache_dir: Path, *,
                     mirror: str = DEBIAN_MIRROR, on_line: LineSink | None = None) -> str:
     """Make `tag` (debian:<suite>[-slim]) from Debian packages; returns the image id.
 
@@ -265,9 +239,9 @@ def seed_base_image(client: docker.DockerClient, executor: Executor, tag: str, c
     image with `docker import`. It needs nothing but Debian's archive.
     """
     suite = seed_suite(tag)
-    if shutil.which("mmdebstrap") is None and not executor.dry_run:
-        raise ToolMissing("mmdebstrap", "apt-get install mmdebstrap (it builds the base image "
-                          "from Debian packages)")
+    if not executor.dry_run:
+        require("mmdebstrap", "apt-get install mmdebstrap (it builds the base image "
+                "from Debian packages)")
     work = Path(cache_dir).expanduser() / "base-images"
     work.mkdir(parents=True, exist_ok=True)
     tarball = work / f"{suite}-{os.getpid()}.tar"
@@ -281,10 +255,9 @@ def seed_base_image(client: docker.DockerClient, executor: Executor, tag: str, c
             return ""
         repository, _, version = tag.partition(":")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        client.api.import_image_from_file(
-            str(tarball), repository=repository, tag=version,
-            changes=['CMD ["/bin/bash"]', f"LABEL {SEED_LABEL}={suite}@{stamp}",
-                     "ENV LANG=C.UTF-8"])
+        api.import_image(tarball, repository, version,
+                         ['CMD ["/bin/bash"]', f"LABEL {SEED_LABEL}={suite}@{stamp}",
+                          "ENV LANG=C.UTF-8"])
     finally:
         tarball.unlink(missing_ok=True)
-    return client.images.get(tag).id
+    return api.require_image(tag).id

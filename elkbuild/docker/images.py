@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import docker
-from docker.errors import APIError, BuildError as DockerBuildError, ImageNotFound
-
+from elkbuild.docker.api import DockerApi, DockerApiError
 from elkbuild.docker.engine import DEBIAN_MIRROR, image_exists, seed_base_image
 from elkbuild.digests import sha256_file
 from elkbuild.errors import BuildError, ElkbuildError, UsageError
@@ -179,15 +177,14 @@ def _download(url: str, out, on_progress: ProgressSink | None) -> None:
 # ---- building --------------------------------------------------------------------------
 
 
-def _labelled_inputs(client: docker.DockerClient, tag: str) -> tuple[str | None, str | None]:
-    try:
-        image = client.images.get(tag)
-    except ImageNotFound:
+def _labelled_inputs(api: DockerApi, tag: str) -> tuple[str | None, str | None]:
+    image = api.image(tag)
+    if image is None:
         return None, None
-    return image.id, (image.labels or {}).get(INPUTS_LABEL)
+    return image.id, image.labels.get(INPUTS_LABEL)
 
 
-def ensure_image(client: docker.DockerClient, toolchain: Toolchain, executor: Executor,
+def ensure_image(api: DockerApi, toolchain: Toolchain, executor: Executor,
                  cache_dir: Path, *, force: bool = False, seed_base: bool = False,
                  mirror: str = DEBIAN_MIRROR, on_line: LineSink | None = None,
                  on_progress: ProgressSink | None = None) -> ImageResult:
@@ -200,38 +197,39 @@ def ensure_image(client: docker.DockerClient, toolchain: Toolchain, executor: Ex
     plan = plan_for(toolchain, cache_dir, mirror=mirror, on_progress=on_progress)
     # Two elkbuild processes asking one engine for the same image: the second
     # waits, then reuses.
-    engine_id = str(client.info().get("ID", "engine")).replace(":", "")[:12]
-    lock_name = f"{engine_id}-{plan.tag.replace('/', '_').replace(':', '_')}.lock"
+    lock_name = f"{api.engine_id()}-{plan.tag.replace('/', '_').replace(':', '_')}.lock"
     with locked(Path(cache_dir) / "docker-context" / lock_name):
-        return _ensure_locked(client, toolchain, plan, executor, cache_dir, started,
+        return _ensure_locked(api, toolchain, plan, executor, cache_dir, started,
                               force=force, seed_base=seed_base, mirror=mirror, on_line=on_line)
 
 
-def _ensure_locked(client: docker.DockerClient, toolchain: Toolchain, plan: BuildPlan,
+def _ensure_locked(api: DockerApi, toolchain: Toolchain, plan: BuildPlan,
                    executor: Executor, cache_dir: Path, started: float, *, force: bool,
                    seed_base: bool, mirror: str, on_line: LineSink | None) -> ImageResult:
     seeded = False
-    engine_id = str(client.info().get("ID", "engine")).replace(":", "")[:12]
-    with locked(Path(cache_dir) / "base-images" / f"{engine_id}-seed.lock"):
-        if seed_base or not image_exists(client, plan.base):
+    with locked(Path(cache_dir) / "base-images" / f"{api.engine_id()}-seed.lock"):
+        if seed_base or not image_exists(api, plan.base):
             if on_line:
                 on_line(f"seeding base image {plan.base} from Debian packages")
-            seed_base_image(client, executor, plan.base, cache_dir, mirror=mirror, on_line=on_line)
+            seed_base_image(api, executor, plan.base, cache_dir, mirror=mirror, on_line=on_line)
             seeded = True
-    base_id = client.images.get(plan.base).id
-    inputs = plan.inputs_hash(base_id)
-    old_id, old_inputs = _labelled_inputs(client, plan.tag)
+    base = api.image(plan.base)
+    if base is None and executor.dry_run:  # a dry run seeds nothing
+        return ImageResult(toolchain.name, plan.tag, "", False, seeded,
+                           time.monotonic() - started, "")
+    inputs = plan.inputs_hash(api.require_image(plan.base).id)
+    old_id, old_inputs = _labelled_inputs(api, plan.tag)
     if old_inputs == inputs and not force:
         return ImageResult(toolchain.name, plan.tag, old_id or "", True, seeded,
                            time.monotonic() - started, inputs)
-    image_id = _build(client, plan, inputs, cache_dir, on_line)
-    if old_id and old_id != image_id:
-        _remove_quietly(client, old_id)
+    image_id = _build(api, plan, inputs, cache_dir, on_line)
+    if old_id and image_id and old_id != image_id:
+        api.remove_image(old_id)  # on vfs an old image is gigabytes
     return ImageResult(toolchain.name, plan.tag, image_id, False, seeded,
                        time.monotonic() - started, inputs)
 
 
-def _build(client: docker.DockerClient, plan: BuildPlan, inputs: str, cache_dir: Path,
+def _build(api: DockerApi, plan: BuildPlan, inputs: str, cache_dir: Path,
            on_line: LineSink | None) -> str:
     contexts = Path(cache_dir) / "docker-context"
     contexts.mkdir(parents=True, exist_ok=True)
@@ -244,15 +242,12 @@ def _build(client: docker.DockerClient, plan: BuildPlan, inputs: str, cache_dir:
         build_args.update({_url_arg(name): f"http://127.0.0.1:{port}/{name}"
                            for name in plan.served_files})
         labels = {INPUTS_LABEL: inputs, TOOLCHAIN_LABEL: plan.toolchain}
-        stream = client.api.build(path=str(context), tag=plan.tag, buildargs=build_args,
-                                  labels=labels, network_mode="host", rm=True, forcerm=True,
-                                  pull=False, decode=True)
         last: list[str] = []
-        for chunk in stream:
+        for chunk in api.build(context, plan.tag, buildargs=build_args, labels=labels):
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 raise BuildError(f"building image {plan.tag} failed: {' '.join(detail.split())[:300]}",
-                                 f"run again with --verbose to see the whole build log")
+                                 "run again with --verbose to see the whole build log")
             text = chunk.get("stream") or chunk.get("status") or ""
             for line in text.splitlines():
                 if line.strip():
@@ -261,14 +256,16 @@ def _build(client: docker.DockerClient, plan: BuildPlan, inputs: str, cache_dir:
                         on_line(line)
                     else:
                         log.debug("%s", line)
-    except (APIError, DockerBuildError) as error:
+    except DockerApiError as error:
         raise BuildError(f"building image {plan.tag} failed: {error}") from None
     finally:
         server.shutdown()
         server.server_close()
         shutil.rmtree(context, ignore_errors=True)
-    image = client.images.get(plan.tag)
-    if (image.labels or {}).get(INPUTS_LABEL) != inputs:
+    if api.host.dry_run:
+        return ""
+    image = api.require_image(plan.tag)
+    if image.labels.get(INPUTS_LABEL) != inputs:
         raise BuildError(f"building image {plan.tag} produced no labelled image",
                          "; ".join(last[-3:]) or None)
     return image.id
@@ -302,17 +299,9 @@ def _serve(files: dict[str, Path]) -> http.server.ThreadingHTTPServer:
     return server
 
 
-def _remove_quietly(client: docker.DockerClient, image_id: str) -> None:
-    """Drop the image a rebuild replaced: on vfs an old image is gigabytes."""
-    try:
-        client.images.remove(image_id, noprune=False)
-    except (APIError, ImageNotFound) as error:
-        log.debug("kept old image %s: %s", image_id[:19], error)
-
-
-def image_status(client: docker.DockerClient, toolchain: Toolchain) -> dict[str, object]:
+def image_status(api: DockerApi, toolchain: Toolchain) -> dict[str, object]:
     """What is known about a toolchain's image without building anything."""
-    image_id, inputs = _labelled_inputs(client, toolchain.image or "")
+    image_id, inputs = _labelled_inputs(api, toolchain.image or "")
     return {"toolchain": toolchain.name, "tag": toolchain.image, "present": image_id is not None,
             "image_id": image_id, "inputs": inputs}
 

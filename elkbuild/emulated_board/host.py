@@ -7,11 +7,10 @@ registered, so it also works inside the board's chroot, where no x86 qemu exists
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from elkbuild.errors import BoardError, ToolMissing
-from elkbuild.executor import Executor
+from elkbuild.executor import Executor, installed
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"
@@ -32,7 +31,7 @@ REQUIRED_TOOLS = {
 
 
 def missing_tools() -> list[str]:
-    return [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    return [tool for tool in REQUIRED_TOOLS if not installed(tool)]
 
 
 def check_tools() -> None:

@@ -26,7 +26,7 @@ from typing import Callable
 from elkbuild.deps.debian import mmdebstrap_argv
 from elkbuild.executor import Executor
 from elkbuild.locks import locked
-from elkbuild.vst3host.rt_check import SOURCES as VST3HOST_SOURCES, build_host
+from elkbuild.vst3host.build import SOURCES as VST3HOST_SOURCES, build_host
 
 log = logging.getLogger("elkbuild.board")
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from elkbuild.errors import BoardError, ToolMissing, UsageError
-from elkbuild.executor import Completed, Executor
+from elkbuild.errors import BoardError, UsageError
+from elkbuild.executor import Completed, Executor, require
 from elkbuild.emulated_board import host, images
 
 log = logging.getLogger("elkbuild.board")
@@ -79,6 +79,8 @@ class EmulatedBoard:
     name: str = DEFAULT_NAME
     port: int | None = None
     os_version: str | None = None
+    sftp: bool | None = None
+    """False: sshd offers no SFTP subsystem (like Dropbear images); kept per instance."""
     host: str = HOST
     user: str = USER
     password: str = PASSWORD
@@ -92,6 +94,8 @@ class EmulatedBoard:
             self.port = int(saved.get("port", DEFAULT_PORT))
         if self.os_version is None:
             self.os_version = saved.get("os_version", "1.x")
+        if self.sftp is None:
+            self.sftp = bool(saved.get("sftp", True))
         self._check_profile(self.os_version)
         self._boot_profile = self.os_version
 
@@ -153,7 +157,7 @@ class EmulatedBoard:
 
     def _save_settings(self) -> None:
         self.instance_dir.mkdir(parents=True, exist_ok=True)
-        self._settings.update(port=self.port, os_version=self.os_version)
+        self._settings.update(port=self.port, os_version=self.os_version, sftp=self.sftp)
         path = self.instance_dir / "instance.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self._settings, indent=2, sort_keys=True) + "\n")
@@ -201,7 +205,8 @@ class EmulatedBoard:
         launched = time.monotonic()
         self.executor.run(["setsid", "--fork", "/bin/sh", str(images.ASSETS / "board-init.sh"),
                            "launch", str(layers.rootfs), str(layers.assets),
-                           str(self.instance_dir), str(self.port), self.os_version])
+                           str(self.instance_dir), str(self.port), self.os_version,
+                           "sftp" if self.sftp else "no-sftp"])
         # The start-up allowance counts from the launch: a first run spends minutes
         # building the layers before that, which must not eat into it.
         self._wait_for_sshd(launched)
@@ -305,6 +310,40 @@ class EmulatedBoard:
                              "start it with: invoke board-up")
         return pid
 
+    def processes(self, *, with_listener: bool = False) -> list[int]:
+        """Host PIDs of the board's processes below its sshd listener (the SSH
+        sessions and all they started), and the listener itself if asked: what a
+        test freezes (SIGSTOP) to make the board stall with its link up."""
+        root = self._require_running()
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat_line.rsplit(")", 1)[1].split()[1])
+        found = {root}
+        changed = True
+        while changed:
+            changed = False
+            for pid, parent in parents.items():
+                if parent in found and pid not in found:
+                    found.add(pid)
+                    changed = True
+        if not with_listener:
+            found.discard(root)
+        return sorted(found)
+
+    def signal_processes(self, pids: Sequence[int], signum: int) -> None:
+        """Send `signum` to each PID that still exists."""
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
     # ------------------------------------------------------------------ inside the board
     def run(self, argv: Sequence[str], *, user: str = "root", check: bool = False,
             input: str | bytes | None = None, timeout: float | None = 120,
@@ -381,8 +420,7 @@ class EmulatedBoard:
         host's gdb-multiarch connects to it. `after_start` runs once the program
         is under way (e.g. to raise a mode switch counter).
         """
-        if shutil.which("gdb-multiarch") is None:
-            raise ToolMissing("gdb-multiarch", "apt-get install gdb-multiarch")
+        require("gdb-multiarch", "apt-get install gdb-multiarch")
         program = self.run(["/bin/sh", "-c", 'command -v "$1"', "sh", argv[0]]).stdout.strip()
         if not program:
             raise BoardError(f"{argv[0]}: not found on the emulated board")
@@ -456,8 +494,10 @@ class EmulatedBoard:
         script = (
             "/usr/bin/sushi-service stop >/dev/null 2>&1; "
             "pkill -KILL -x sushi_b64 2>/dev/null; "
+            # a deploy turns the plugin and config folders into links: folders again
             "for d in " + " ".join(shlex.quote(d) for d in RESET_DIRS) + "; do "
-            "find \"$d\" -mindepth 1 -delete; done; "
+            "if [ -L \"$d\" ]; then rm -f \"$d\" && install -d -o mind -g mind \"$d\"; "
+            "else find \"$d\" -mindepth 1 -delete; fi; done; "
             "rm -rf /tmp/* /tmp/.[!.]* 2>/dev/null; "
             f"{RTSTAT} boot {shlex.quote(self.os_version)}"
         )

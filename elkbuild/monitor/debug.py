@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from elkbuild.board.forwarding import PortForward
 from elkbuild.errors import BoardError, ToolMissing, UsageError
 from elkbuild.executor import Executor
+from elkbuild.monitor.sources import detect_profile
 
 # /usr/bin/sushi on the board is a shell wrapper that picks sushi_b<N> by buffer
 # size; gdb needs the real ELF, so the binary is named directly.
@@ -246,64 +248,6 @@ def remote_gdb_argv(gdb: str, local_program: Path, port: int,
     return argv
 
 
-class _Forward:
-    """127.0.0.1:<port> on this machine, tunnelled to 127.0.0.1:<remote_port> on
-    the board through the open SSH transport (one connection: gdb's)."""
-
-    def __init__(self, transport, remote_port: int) -> None:
-        self.transport = transport
-        self.remote_port = remote_port
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        try:
-            client, _ = self.listener.accept()
-        except OSError:
-            return
-        try:
-            channel = self.transport.open_channel("direct-tcpip",
-                                                  ("127.0.0.1", self.remote_port),
-                                                  ("127.0.0.1", self.port))
-        except Exception:  # the board refused: gdb then reports the closed connection
-            client.close()
-            return
-        pumps = [threading.Thread(target=_pump, args=(client.recv, channel.sendall,
-                                                      channel.shutdown_write), daemon=True),
-                 threading.Thread(target=_pump, args=(channel.recv, client.sendall,
-                                                      lambda: client.shutdown(socket.SHUT_WR)),
-                                  daemon=True)]
-        for pump in pumps:
-            pump.start()
-        for pump in pumps:
-            pump.join()
-        channel.close()
-        client.close()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def _pump(receive, send, done) -> None:
-    try:
-        while True:
-            data = receive(65536)
-            if not data:
-                break
-            send(data)
-    except (OSError, EOFError):
-        pass
-    finally:
-        try:
-            done()
-        except (OSError, EOFError):
-            pass
-
-
 # A gdb stub serves exactly one debugger, so readiness is read from the board's
 # socket table (LISTEN is state 0A), never probed with a connection.
 _LISTEN_SCRIPT = (
@@ -354,21 +298,19 @@ def fetch_sysroot(conn, remote_program: str, sysroot: Path) -> Path:
     for remote in wanted:
         local = sysroot / remote.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
-        conn.sftp.get(remote, str(local))
+        conn.executor.fetch_file(remote, local)
     return local_program
 
 
-def debug_via_server(conn, program: str, arguments: list[str], *, server: str = "gdbserver",
-                     gdb: str = "gdb-multiarch", timeout: float = DEFAULT_TIMEOUT,
-                     port: int | None = None, local: Executor | None = None) -> DebugResult:
-    """Run the program under a gdb server on the board and debug it from here.
+def debug_via_server(conn, program: str, arguments: list[str], *, local: Executor,
+                     server: str = "gdbserver", gdb: str = "gdb-multiarch",
+                     timeout: float = DEFAULT_TIMEOUT, port: int | None = None) -> DebugResult:
+    """Run the program under a gdb server on the board and debug it from here
+    (`local` runs this machine's gdb).
 
     The program's ELF is copied from the board (gdb reads its symbols locally);
     the server's port is reached through the SSH connection, never the network.
     """
-    from elkbuild.executor import LocalExecutor
-
-    local = local or LocalExecutor()
     found = conn.executor.run(["sh", "-c", 'command -v "$1"', "sh", program], check=False)
     remote_program = found.stdout.strip()
     if not found.ok or not remote_program.startswith("/"):
@@ -381,12 +323,10 @@ def debug_via_server(conn, program: str, arguments: list[str], *, server: str = 
         if local_program.read_bytes()[:4] != b"\x7fELF":
             raise UsageError(f"{remote_program} is not a program (a script?); debug the "
                              f"binary it starts", "for Sushi that is sushi_b64")
-        from elkbuild.monitor.session import detect_profile
-
         argv = server_argv(server, port, remote_program, arguments)
         if detect_profile(conn.executor) == "0.11":
             argv = ["env", f"LD_LIBRARY_PATH={XENOMAI_LIBS}", *argv]
-        stream = conn.stream(argv)
+        stream = conn.executor.stream(argv)
         server_lines: list[str] = []
         ended = threading.Event()
 
@@ -400,7 +340,7 @@ def debug_via_server(conn, program: str, arguments: list[str], *, server: str = 
         forward = None
         try:
             _wait_for_server(conn.executor, port, ended, server_lines)
-            forward = _Forward(conn.transport, port)
+            forward = PortForward(conn.transport, port)
             done = local.run(remote_gdb_argv(gdb, local_program, forward.port, sysroot),
                              check=False, timeout=timeout)
         finally:

@@ -55,6 +55,9 @@ class ModelInfo:
     format: str
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    # Files beside the model that hold its weights (ONNX external data, e.g. the
+    # MODEL.onnx.data torch's exporter writes): they travel with the model.
+    external_data: tuple[Path, ...] = ()
 
 
 def model_format(path: Path) -> str:
@@ -101,7 +104,39 @@ def read_onnx(path: Path) -> ModelInfo:
     constants = {init.name for init in model.graph.initializer}
     inputs = tuple(_onnx_tensor(path, v) for v in model.graph.input if v.name not in constants)
     outputs = tuple(_onnx_tensor(path, v) for v in model.graph.output)
-    return ModelInfo(path, "onnx", inputs, outputs)
+    return ModelInfo(path, "onnx", inputs, outputs, _external_data(path, model))
+
+
+def external_data_files(path: Path) -> tuple[Path, ...]:
+    """The external data files a model needs beside it (none for TFLite)."""
+    return read_model(path).external_data if model_format(Path(path)) == "onnx" else ()
+
+
+def _external_data(path: Path, model) -> tuple[Path, ...]:
+    """The files the model's initializers keep their data in, beside the model; each
+    must exist there (ONNX Runtime resolves them relative to the model's folder)."""
+    from onnx import TensorProto
+
+    files: dict[str, str] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        files.setdefault(location, tensor.name)
+    found = []
+    for location, tensor_name in sorted(files.items()):
+        if not location or Path(location).name != location:
+            raise ModelError(path, f"initializer {tensor_name!r} keeps its data in {location!r}, "
+                             "not in a file beside the model",
+                             "save the model with onnx.save(..., save_as_external_data=True, "
+                             "location='MODEL.onnx.data')")
+        data = path.parent / location
+        if not data.is_file():
+            raise ModelError(path, f"initializer {tensor_name!r} keeps its data in {location}, "
+                             f"which is not beside the model ({data} does not exist)",
+                             f"copy {location} next to {path.name}")
+        found.append(data)
+    return tuple(found)
 
 
 def _onnx_tensor(path: Path, value) -> TensorInfo:

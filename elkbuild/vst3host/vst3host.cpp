@@ -447,9 +447,12 @@ public:
     }
 
     // Buses, setupProcessing and setActive(true). wantChannels 0 keeps the plugin's
-    // own main-bus layout.
-    void configure (int wantChannels, int maxBlock, double rate)
+    // own main-bus layout. A file render is offline (kOffline): a plugin that
+    // infers on a worker then waits for it, so the output is the same every run;
+    // rtcheck is realtime, as Sushi is.
+    void configure (int wantChannels, int maxBlock, double rate, int32 mode = Vst::kRealtime)
     {
+        processMode = mode;
         if (wantChannels > 0)
             requestChannels (wantChannels);
         inputs = audioBuses (Vst::kInput);
@@ -464,12 +467,13 @@ public:
 
         if (processor->canProcessSampleSize (Vst::kSample32) != kResultOk)
             throw HostError (module->bundle + ": " + name + " cannot process 32-bit float samples");
-        Vst::ProcessSetup setup { Vst::kRealtime, Vst::kSample32, maxBlock, rate };
+        Vst::ProcessSetup setup { processMode, Vst::kSample32, maxBlock, rate };
         if (processor->setupProcessing (setup) != kResultOk)
             throw HostError (module->bundle + ": setupProcessing(" + std::to_string (maxBlock) + " samples, "
                              + Json::number (rate) + " Hz) was refused by " + name);
         if (component->setActive (true) != kResultOk)
-            throw HostError (module->bundle + ": setActive(true) was refused by " + name);
+            throw HostError (module->bundle + ": setActive(true) was refused by " + name
+                             + " (a plugin refuses when it cannot run, e.g. its model did not load)");
         active = true;
         sampleRate = rate;
         allocateBuffers (maxBlock);
@@ -563,7 +567,7 @@ private:
         context.timeSigDenominator = 4;
 
         data = Vst::ProcessData {};
-        data.processMode = Vst::kRealtime;
+        data.processMode = processMode;
         data.symbolicSampleSize = Vst::kSample32;
         data.numInputs = static_cast<int32> (inBuses.size());
         data.numOutputs = static_cast<int32> (outBuses.size());
@@ -578,6 +582,7 @@ private:
     bool controllerIsSeparate = false;
     bool active = false;
     bool processing = false;
+    int32 processMode = Vst::kRealtime;
     double sampleRate = 0;
     std::vector<BusDescription> inputs, outputs;
     std::vector<float> scratch;
@@ -631,7 +636,7 @@ int commandProcess (const std::vector<std::string>& bundles, const std::string& 
     for (const auto& bundle : bundles)
     {
         auto plugin = std::make_unique<Plugin> (bundle);
-        plugin->configure (channels, block, rate);
+        plugin->configure (channels, block, rate, Vst::kOffline);
         if (plugin->mainInputChannels() != channels || plugin->mainOutputChannels() != channels)
             throw HostError (bundle + ": " + plugin->name + " takes " + std::to_string (plugin->mainInputChannels())
                              + " in / " + std::to_string (plugin->mainOutputChannels()) + " out channels and refused "
@@ -744,6 +749,9 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
     for (std::size_t c = 0; c < outputs.size(); ++c)
         out[c] = outputs[c].data();
     std::vector<double> micros (static_cast<std::size_t> (blocks));
+    // The first channel in and out of every judged block: afterwards the output is
+    // compared with the input delayed by the reported latency (a pass-through).
+    std::vector<float> heardIn (static_cast<std::size_t> (blocks) * block), heardOut (heardIn.size());
     long failures = 0;
     unsigned long long startupTotal = 0;
     counters.reset();
@@ -752,6 +760,11 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         pthread_setname_np (pthread_self(), "audio");
         plugin.startProcessing();
         uint32_t noise = 0x9E3779B9u;
+        // Blocks come at the pace of the audio clock, as from a sound card: a plugin
+        // that infers on a worker thread gets the time a real host gives it.
+        const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration> (
+            std::chrono::duration<double> (block / rate));
+        auto due = std::chrono::steady_clock::now();
         // The first `warmup` blocks are counted apart: a thread's first call into a
         // plugin may set up its thread-local storage (the loader allocates), as at
         // Sushi's start, which the monitor's grace period also allows for.
@@ -777,8 +790,15 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
             counters.arm (0);
             const auto ended = std::chrono::steady_clock::now();
             if (i >= 0)
+            {
                 micros[static_cast<std::size_t> (i)] = std::chrono::duration<double, std::micro> (ended - started).count();
+                std::copy_n (inputs[0].data(), block, heardIn.begin() + i * block);
+                if (! outputs.empty())
+                    std::copy_n (outputs[0].data(), block, heardOut.begin() + i * block);
+            }
             failures += result != kResultOk;
+            due += period;
+            std::this_thread::sleep_until (due);
         }
         plugin.stopProcessing();
     });
@@ -819,6 +839,15 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
     };
     const double deadline = 1e6 * block / rate;
     const long overruns = std::count_if (micros.begin(), micros.end(), [&] (double us) { return us > deadline; });
+    // After the latency: how far the output is from the input delayed by it (0: the
+    // plugin passed the noise through) and from silence.
+    const std::size_t latency = plugin.latency();
+    double passthroughDifference = 0.0, outputPeak = 0.0;
+    for (std::size_t t = latency; t < heardOut.size(); ++t)
+    {
+        passthroughDifference = std::max (passthroughDifference, (double) std::abs (heardOut[t] - heardIn[t - latency]));
+        outputPeak = std::max (outputPeak, (double) std::abs (heardOut[t]));
+    }
 
     Json result;
     result.str ("bundle", bundle).str ("name", plugin.name).str ("arch", kArch).integer ("blocks", blocks)
@@ -828,7 +857,8 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         .integer ("total", static_cast<long long> (total)).raw ("callers", object (callers))
         .integer ("process_failures", failures).num ("p50_us", percentile (0.50)).num ("p99_us", percentile (0.99))
         .num ("max_us", sorted.empty() ? 0.0 : sorted.back()).num ("deadline_us", deadline)
-        .integer ("overruns", overruns);
+        .integer ("overruns", overruns).integer ("latency_samples", static_cast<long long> (latency))
+        .num ("passthrough_difference", passthroughDifference).num ("output_peak", outputPeak);
     std::printf ("%s\n", result.text().c_str());
     return 0;
 }

@@ -15,9 +15,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from elkbuild.board import ssh as board_mod
-from elkbuild.board.ssh import _remote_command, connect, fingerprint, known_hosts_name, \
-    record_host_key, run_script
+from elkbuild.board import lock as board_lock
+from elkbuild.board.connection import connect
+from elkbuild.board.host_keys import fingerprint, known_hosts_name, record_host_key
+from elkbuild.board.remote_scripts import run_script, shell_assign
+from elkbuild.board.ssh_executor import SshExecutor, remote_command
 from elkbuild.errors import BoardError, HostKeyError
 from elkbuild.executor import EXECUTORS
 
@@ -36,7 +38,7 @@ def elk(fresh_emulated_board):
 # --------------------------------------------------------------------------- pure logic
 
 def test_remote_command_quotes_every_word():
-    command = _remote_command(["printf", "%s\n", *HOSTILE], cwd="/tmp/a b", env={"X": "1;2"})
+    command = remote_command(["printf", "%s\n", *HOSTILE], cwd="/tmp/a b", env={"X": "1;2"})
     assert command.startswith("cd '/tmp/a b' && env 'X=1;2' printf")
     # the shell reads back exactly the words we gave it
     assert shlex.split(command.split(" && ", 1)[1]) == ["env", "X=1;2", "printf", "%s\n",
@@ -44,7 +46,7 @@ def test_remote_command_quotes_every_word():
 
 
 def test_ssh_executor_is_registered():
-    assert EXECUTORS["ssh"] is board_mod.SshExecutor
+    assert EXECUTORS["ssh"] is SshExecutor
 
 
 def test_known_hosts_names_follow_openssh():
@@ -167,8 +169,7 @@ def test_sftp_transfers_names_literally(elk, tmp_path):
         base = "/tmp/elk-sftp-test"
         conn.executor.run(["mkdir", "-p", base])
         for name in ("a;touch pwned", "$(touch pwned)"):
-            with conn.sftp.open(f"{base}/{name}", "wb") as handle:
-                handle.write(name.encode())
+            conn.executor.write_bytes(f"{base}/{name}", name.encode())
         listed = conn.executor.run(["ls", "-1", base]).stdout.splitlines()
         assert sorted(listed) == sorted(["a;touch pwned", "$(touch pwned)"])
         conn.executor.run(["rm", "-rf", base])
@@ -180,24 +181,24 @@ def test_remote_lock_is_exclusive_and_cleared_when_its_session_dies(elk, tmp_pat
     lock = "/tmp/elk-lock-test"
 
     def script(who: str, wait: int) -> str:
-        return board_mod.LOCK_FUNCTIONS + board_mod.shell_assign(L=lock, W=who, S=wait) + \
+        return board_lock.LOCK_FUNCTIONS + shell_assign(L=lock, W=who, S=wait) + \
             'elk_lock "$L" "$W" 2026-01-01T00:00:00Z "$S" || return 75\necho got\n'
 
     first = connect(board)
     try:
-        assert run_script(first, script("first@test/pid1", 0)).stdout.strip() == "got"
+        assert run_script(first.executor, script("first@test/pid1", 0)).stdout.strip() == "got"
         with connect(board) as second:
-            busy = run_script(second, script("second", 1), check=False)
+            busy = run_script(second.executor, script("second", 1), check=False)
             assert busy.returncode == 75
             owner = busy.stdout.split("lock-busy=", 1)[1]
-            error = board_mod.lock_busy_error(board, owner)
+            error = board_lock.lock_busy_error(board, owner)
             assert "first@test/pid1" in error.one_line()
     finally:
         first.close()  # the holder's SSH session ends: its lock becomes stale
     with connect(board) as third:
-        again = run_script(third, script("third", 10), check=False)
+        again = run_script(third.executor, script("third", 10), check=False)
         assert again.returncode == 0 and "got" in again.stdout, again
-        run_script(third, board_mod.shell_assign(L=lock) + 'rm -rf "$L"\n')
+        run_script(third.executor, shell_assign(L=lock) + 'rm -rf "$L"\n')
 
 
 def test_unreachable_board_is_one_clear_error(tmp_path):

@@ -19,7 +19,8 @@ from conftest import require_real_part
 
 from elkbuild.bundle.abi_gate import NotDeployable, check_bundle, require_deployable
 from elkbuild.build.profiles import BoardProfile, get_board_profile, load_board_profiles
-from elkbuild.bundle.assemble import assemble_bundle, read_dynamic
+from elkbuild.bundle.assemble import assemble_bundle
+from elkbuild.elf import read_elf
 from elkbuild.errors import BuildError, ConfigError, UsageError
 from elkbuild.executor import LocalExecutor
 
@@ -205,7 +206,7 @@ def test_assembled_bundle_carries_its_libraries_and_passes_the_gate(tmp_path: Pa
     assert bundle.libraries == (code / "libengine.so.1", code / "libdsp.so.2")
     for library in bundle.libraries:
         assert library.is_file() and not library.is_symlink()  # the real file, under its SONAME
-        assert read_dynamic(library).soname == library.name
+        assert read_elf(library).soname == library.name
     assert bundle.model == out / "Saturator.vst3" / "Contents" / "Resources" / "saturator.onnx"
     assert bundle.model.read_bytes() == model.read_bytes()
     assert bundle.unresolved == () and bundle.notes == ()
@@ -431,7 +432,7 @@ def test_runpath_is_not_inherited_but_a_library_loaded_first_is_shared(tmp_path:
     # a SONAME already loaded serves every later request.
     direct = _built(tmp_path / "build-direct", compiler, lib, libs=("engine", "dsp"), source=_plugin_source(
         "float dsp_gain(float x);\nfloat dry(float x) { return dsp_gain(x); }\n"))
-    assert read_dynamic(direct / "Contents" / "aarch64-linux" / "Saturator.so").needed[:2] == (
+    assert read_elf(direct / "Contents" / "aarch64-linux" / "Saturator.so").needed[:2] == (
         "libengine.so.1", "libdsp.so.2")
     bundle = assemble_bundle(direct, tmp_path / "out-direct", library_dirs=[lib], model=None,
                              profile=_profile("elk-1.x"))
@@ -444,8 +445,8 @@ def test_patchelf_fixes_the_runpath_when_installed(tmp_path: Path, compiler: Com
     bundle = assemble_bundle(built, tmp_path / "out", library_dirs=[deps_lib], model=None,
                              profile=_profile("elk-1.x"), executor=LocalExecutor())
     assert bundle.notes == ()
-    assert read_dynamic(bundle.binary).runpath == ("$ORIGIN",)
-    assert read_dynamic(built / "Contents" / "aarch64-linux" / "Saturator.so").runpath == ()  # build untouched
+    assert read_elf(bundle.binary).runpath == ("$ORIGIN",)
+    assert read_elf(built / "Contents" / "aarch64-linux" / "Saturator.so").runpath == ()  # build untouched
     assert check_bundle(bundle.path, _profile("elk-1.x")) == []
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
-from elkbuild.board.ssh import known_hosts_name
+from elkbuild.board.host_keys import known_hosts_name
 from elkbuild.config import Board
 
 HERE = Path(__file__).resolve().parent
@@ -151,3 +153,37 @@ def no_pwned_anywhere(board: Any) -> list[str]:
 
 def quote(*words: str) -> str:
     return shlex.join(words)
+
+
+def lock_live(board: Any, root: str = "/udata/elkbuild") -> bool:
+    """Does a live process hold the board's deploy lock (lock.sh's own test)?"""
+    from elkbuild.board.lock import LOCK_FUNCTIONS
+
+    return board_sh(board, LOCK_FUNCTIONS + 'elk_lock_live "$1/lock" && echo held || true',
+                    root).strip() == "held"
+
+
+def lock_freed_within(board: Any, seconds: float, root: str = "/udata/elkbuild") -> bool:
+    deadline = time.monotonic() + seconds
+    while lock_live(board, root):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+    return True
+
+
+def staging_exists(board: Any, root: str = "/udata/elkbuild") -> bool:
+    """Is a release being staged (a .partial folder): the upload is under way. Read
+    through the host's view of the board's files: no process, quick enough to poll."""
+    try:
+        return any(entry.name.endswith(".partial")
+                   for entry in os.scandir(board.path(f"{root}/releases")))
+    except FileNotFoundError:
+        return False
+
+
+def cli_env(project: Path, tmp: Path) -> dict[str, str]:
+    """The environment of a deploy CLI run against `project` and no user file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELKBUILD_")}
+    env.update(ELKBUILD_PROJECT_DIR=str(project), ELKBUILD_USER_CONFIG=str(tmp / "none.yaml"))
+    return env

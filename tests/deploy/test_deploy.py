@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from elkbuild.deploy import deployment as dep
-from elkbuild.board.ssh import connect
+from elkbuild.board.connection import connect
+from elkbuild.deploy import deployer, payload as dep, plan, release
 from elkbuild.errors import BoardError, UsageError
 from elkbuild.sushi.service import settings_for
 
@@ -86,15 +86,15 @@ def test_plan_links_what_the_board_has_and_sends_the_rest(tmp_path):
     renamed.mkdir()
     a_copy = make_bundle(renamed, "A2")
     changed = dep.collect_payload([a, b, a_copy])
-    plan = dep.plan_release(changed, current, "r2")
-    sent = sorted(f.rel for f in plan.uploads)
+    plan_ = plan.plan_release(changed, current, "r2")
+    sent = sorted(f.rel for f in plan_.uploads)
     assert "plugins/B.vst3/Contents/Resources/model.onnx" in sent
     assert not any(rel.startswith("plugins/A.vst3/") for rel in sent)
-    assert plan.bytes_to_send == sum(f.size for f in plan.uploads)
+    assert plan_.bytes_to_send == sum(f.size for f in plan_.uploads)
     assert ("plugins/A.vst3/Contents/aarch64-linux/A.so",
-            "plugins/A.vst3/Contents/aarch64-linux/A.so") in plan.links
-    lines = dep._link_lines(plan.links, "/r/x.partial")
-    assert all(line.startswith("ln -f -- ") for line in lines)
+            "plugins/A.vst3/Contents/aarch64-linux/A.so") in plan_.links
+    lines = release.link_lines(plan_.links, "/r/x.partial")
+    assert all(line.startswith("cp -p -- ") for line in lines)
     assert any("/r/x.partial/plugins/A.vst3/Contents/aarch64-linux/" in line for line in lines)
 
 
@@ -138,7 +138,7 @@ def _payload(tree, config: Path | None = None):
 
 
 def _deploy(board, payload, **kwargs):
-    return dep.deploy_to_board(board, payload, settings_for(board, health_seconds=HEALTH),
+    return deployer.deploy_to_board(board, payload, settings_for(board, health_seconds=HEALTH),
                                **kwargs)
 
 
@@ -173,12 +173,13 @@ def test_incremental_deploy_sends_only_what_changed(elk, tmp_path, tree):
         assert third.files_sent == 1 and third.bytes_sent == model.stat().st_size
         assert third.files_linked == 4 and third.release != first.release
         assert verify_current_release(elk) == third.release
-        # unchanged files share their inode with the previous release
+        # unchanged files are copied on the board, never shared: an edit to one
+        # release's file must not change another's
         inodes = board_sh(elk, 'cd /udata/elkbuild/releases && '
                                           'stat -c %i "$1"/plugins/Gain.vst3/Contents/aarch64-linux/Gain.so '
                                           '"$2"/plugins/Gain.vst3/Contents/aarch64-linux/Gain.so',
                           first.release, third.release).split()
-        assert inodes[0] == inodes[1]
+        assert inodes[0] != inodes[1]
         assert no_pwned_anywhere(elk) == []
     finally:
         _stop_sushi(board)
@@ -241,12 +242,13 @@ def test_rollback_and_pruning_keep_the_last_releases(elk, tmp_path, tree):
 
 
 def test_deploy_refuses_while_another_holds_the_lock(elk, tmp_path, tree):
-    from elkbuild.board import ssh as board_mod
+    from elkbuild.board import lock as board_lock
+    from elkbuild.board.remote_scripts import run_script, shell_assign
 
     board = board_profile(elk, tmp_path)
     holder = connect(board)
     try:
-        board_mod.run_script(holder, board_mod.LOCK_FUNCTIONS + board_mod.shell_assign(
+        run_script(holder.executor, board_lock.LOCK_FUNCTIONS + shell_assign(
             R=board.release_root) + 'mkdir -p "$R"; elk_lock "$R/lock" "alice@studio/pid42" 2026-01-01T00:00:00Z 0\n')
         with pytest.raises(BoardError) as busy:
             _deploy(board, _payload(tree), lock_wait=1)
@@ -273,7 +275,7 @@ def test_cli_errors_are_one_line(elk, tmp_path, tree):
 
 def test_parallel_deploy_to_several_boards(elk, tmp_path, tree):
     """Two board profiles (two addresses, two release roots) deployed at once."""
-    from elkbuild.board.ssh import known_hosts_name
+    from elkbuild.board.host_keys import known_hosts_name
 
     key_type, key = elk.host_key_line.split()[-2:]
     known = tmp_path / "known_hosts"
@@ -360,7 +362,7 @@ def test_deploy_cut_at_random_points_leaves_a_complete_release(elk, tmp_path, tr
     After each cut the current release must match its manifest, and the next
     deploy must succeed.
     """
-    from elkbuild.board.ssh import known_hosts_name
+    from elkbuild.board.host_keys import known_hosts_name
 
     proxy = CuttableProxy(int(elk.port))
     key_type, key = elk.host_key_line.split()[-2:]

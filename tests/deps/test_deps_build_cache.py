@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from deps_helpers import make_tarball, sha256_of, write_recipe, project  # noqa: F401 - fixture
 
+from elkbuild.executor import LocalExecutor
 from elkbuild.deps import DepsRunner, build_cache
 from elkbuild.deps.recipes import load_recipes
 from elkbuild.errors import BuildError
@@ -49,7 +50,7 @@ class Setup:
 
     def runner(self, toolchain=None, **kw) -> DepsRunner:
         return DepsRunner(self.project, toolchain or get_toolchain("debian-arm64", self.project),
-                          recipes=load_recipes([self.folder]), **kw)
+                          recipes=load_recipes([self.folder]), **kw, fetch_executor=LocalExecutor())
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_onnxruntime_and_tflite_from_debian(tmp_path: Path, request):
     cfg, toolchain, make_executor = container_project(request, tmp_path)
     if isinstance(make_executor(), LocalExecutor):  # developer run without Docker (see deps_real_parts)
         results = {r.name: r for r in DepsRunner(cfg, toolchain, make_executor=make_executor,
-                                                 variant="debian").build()}
+                                                 variant="debian", fetch_executor=LocalExecutor()).build()}
     else:
         # As a user runs it: the task, the toolchain's container, JSON for CI.
         done = run_task("build-deps", "--toolchain", "debian-arm64", "--variant", "debian", "--json",
@@ -79,7 +79,7 @@ def test_onnxruntime_and_tflite_from_debian(tmp_path: Path, request):
     def no_container():
         raise AssertionError("an up-to-date build must not start the container")
 
-    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True, variant="debian")
+    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True, variant="debian", fetch_executor=LocalExecutor())
     assert {r.status for r in offline.build()} == {"up to date"}
     again = run_task("build-deps", "--toolchain", "debian-arm64", "--variant", "debian", "--offline",
                      project=cfg.root,
@@ -92,7 +92,7 @@ def test_default_onnxruntime_is_the_wheels_library_and_runs_on_elk_glibc(tmp_pat
     by digest) plus Debian's headers; its library needs no newer glibc than Elk 1.x has."""
     require_real_part(debian_reachable(), "apt-get", "run on Debian or Ubuntu")
     cfg, toolchain, make_executor = container_project(request, tmp_path)
-    (result,) = DepsRunner(cfg, toolchain, make_executor=make_executor).build(only="onnxruntime")
+    (result,) = DepsRunner(cfg, toolchain, make_executor=make_executor, fetch_executor=LocalExecutor()).build(only="onnxruntime")
     assert (result.status, result.version) == ("built", "1.21.1")
     library = result.prefix / "lib" / "libonnxruntime.so.1.21.1"
     with open(library, "rb") as handle:
@@ -109,5 +109,5 @@ def test_default_onnxruntime_is_the_wheels_library_and_runs_on_elk_glibc(tmp_pat
     def no_container():
         raise AssertionError("an up-to-date build must not start the container")
 
-    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True)
+    offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True, fetch_executor=LocalExecutor())
     assert [r.status for r in offline.build(only="onnxruntime")] == ["up to date"]

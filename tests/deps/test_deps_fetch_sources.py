@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from deps_helpers import make_tarball, project, sha256_of, write_recipe  # noqa: F401 - fixture
 
+from elkbuild.executor import LocalExecutor
 from elkbuild.deps import DepsRunner
 from elkbuild.deps.recipes import load_recipes
 from elkbuild.deps.source_cache import MissingSources
@@ -40,16 +41,16 @@ outputs: [include/app.h, include/dep.h]
 """)
     toolchain = get_toolchain("debian-arm64", project)
 
-    offline = DepsRunner(project, toolchain, offline=True, recipes=load_recipes([folder]))
+    offline = DepsRunner(project, toolchain, offline=True, recipes=load_recipes([folder]), fetch_executor=LocalExecutor())
     with pytest.raises(MissingSources) as info:
         offline.build()
     assert any(f"app-1.0: app {main.as_uri()}" in p for p in info.value.problems)
 
-    report = DepsRunner(project, toolchain, recipes=load_recipes([folder])).fetch()
+    report = DepsRunner(project, toolchain, recipes=load_recipes([folder]), fetch_executor=LocalExecutor()).fetch()
     assert report.fetched == ["app-1.0: app", "app-1.0: fetch-dep"]
 
     main.unlink()
     dep.unlink()  # from here on, only the cache has them
-    (result,) = DepsRunner(project, toolchain, offline=True, recipes=load_recipes([folder])).build()
+    (result,) = DepsRunner(project, toolchain, offline=True, recipes=load_recipes([folder]), fetch_executor=LocalExecutor()).build()
     assert result.status == "built"
     assert (result.prefix / "include" / "dep.h").read_text() == "#define DEP 3\n"

@@ -16,9 +16,10 @@ from deps_helpers import make_tarball, sha256_of, write_recipe
 from deps_real_parts import container_project, elk_sdk_project
 from elftools.elf.elffile import ELFFile
 
+from elkbuild.executor import LocalExecutor
 from elkbuild.deps import DepsRunner
 from elkbuild.deps.recipes import load_recipes
-from elkbuild.deps.staging import elf_machine
+from elkbuild.elf import elf_machine
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_tarball_to_staged_aarch64_prefix_in_the_container(toolchain_name: str, 
         return make_executor()
 
     runner = DepsRunner(project, toolchain, make_executor=counting_factory, offline=True,
-                        jobs=2, recipes=load_recipes([recipes]))
+                        jobs=2, recipes=load_recipes([recipes]), fetch_executor=LocalExecutor())
     (result,) = runner.build()
     assert result.status == "built" and started == [1]
     prefix = project.build_dir / "deps" / toolchain_name / "greet-1.0"
@@ -155,7 +156,7 @@ def test_tarball_to_staged_aarch64_prefix_in_the_container(toolchain_name: str, 
 
     # Unchanged: up to date, and no container is started.
     again = DepsRunner(project, toolchain, make_executor=counting_factory, offline=True,
-                       recipes=load_recipes([recipes]))
+                       recipes=load_recipes([recipes]), fetch_executor=LocalExecutor())
     (second,) = again.build()
     assert second.status == "up to date" and started == [1]
     # Both hand-carried files were adopted into the cache (or were there already).

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from elkbuild.deps.staging import check_outputs, elf_machine, unpack_debs
+from elkbuild.deps.staging import check_outputs, unpack_debs
+from elkbuild.elf import elf_machine
 from elkbuild.errors import BuildError
 from elkbuild.executor import LocalExecutor
 

@@ -24,3 +24,10 @@ def test_mounts_under_lists_real_mounts_below_a_folder_only(tmp_path: Path):
     finally:
         subprocess.run(["umount", str(point)], check=True)
     assert mounts_under(engine) == []
+
+
+def test_an_engine_that_does_not_answer_is_none(tmp_path: Path):
+    from elkbuild.docker.api import DockerApi
+    from elkbuild.executor import LocalExecutor
+
+    assert DockerApi.connect(f"unix://{tmp_path / 'no-engine.sock'}", LocalExecutor()) is None

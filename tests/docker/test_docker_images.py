@@ -142,7 +142,7 @@ def _file_from_image(client, image: str, path: str, dest: Path) -> Path:
 
 @pytest.mark.slow
 def test_debian_arm64_image_is_labelled_and_reused(docker_engine, debian_arm64_image, elkbuild_cache):
-    image = docker_engine.images.get(debian_arm64_image.tag)
+    image = docker_engine.sdk.images.get(debian_arm64_image.tag)
     assert image.labels[INPUTS_LABEL] == debian_arm64_image.inputs
     assert image.labels[TOOLCHAIN_LABEL] == "debian-arm64"
     assert image_exists(docker_engine, "debian:bookworm-slim")
@@ -169,9 +169,9 @@ def test_debian_arm64_image_has_the_tools_the_builds_need(tmp_path, debian_arm64
 @pytest.mark.slow
 def test_declared_abi_matches_the_sysroot_in_the_image(docker_engine, debian_arm64_image, tmp_path):
     toolchain = get_toolchain("debian-arm64")
-    libc = _file_from_image(docker_engine, debian_arm64_image.tag,
+    libc = _file_from_image(docker_engine.sdk, debian_arm64_image.tag,
                             f"{toolchain.sysroot}/lib/aarch64-linux-gnu/libc.so.6", tmp_path / "libc.so.6")
-    libstdcxx = _file_from_image(docker_engine, debian_arm64_image.tag,
+    libstdcxx = _file_from_image(docker_engine.sdk, debian_arm64_image.tag,
                                  f"{toolchain.sysroot}/usr/lib/aarch64-linux-gnu/libstdc++.so.6",
                                  tmp_path / "libstdc++.so.6")
     assert read_abi(libc, libstdcxx) == toolchain.abi
@@ -180,9 +180,9 @@ def test_declared_abi_matches_the_sysroot_in_the_image(docker_engine, debian_arm
 @pytest.mark.slow
 def test_elk_sdk_image_installs_the_sdk_with_its_installer(docker_engine, elk_sdk_image,
                                                           elk_sdk_toolchain, elkbuild_cache):
-    image = docker_engine.images.get(elk_sdk_image.tag)
+    image = docker_engine.sdk.images.get(elk_sdk_image.tag)
     assert image.labels[TOOLCHAIN_LABEL] == "elk-sdk-1.0.0"
-    listing = docker_engine.containers.run(
+    listing = docker_engine.sdk.containers.run(
         elk_sdk_image.tag, ["sh", "-c", "ls /opt/elk/1.0.0 /opt/elk/1.0.0/sysroots"], remove=True).decode()
     for expected in ("environment-setup-cortexa72-elk-linux", "cortexa72-elk-linux", "x86_64-pokysdk-linux"):
         assert expected in listing
@@ -191,3 +191,29 @@ def test_elk_sdk_image_installs_the_sdk_with_its_installer(docker_engine, elk_sd
     assert "COPY" not in history
     again = ensure_image(docker_engine, elk_sdk_toolchain, LocalExecutor(), elkbuild_cache)
     assert again.reused and again.image_id == elk_sdk_image.image_id
+
+
+@pytest.mark.slow
+def test_dry_run_says_it_would_build_and_changes_no_image(docker_engine, debian_arm64_image,
+                                                          elkbuild_cache):
+    from elkbuild.docker.api import DockerApi
+
+    dry = LocalExecutor(dry_run=True)
+    result = ensure_image(DockerApi(docker_engine.sdk, dry), get_toolchain("debian-arm64"), dry,
+                          elkbuild_cache, force=True)
+    assert not result.reused and result.image_id == ""
+    assert [entry[0] for entry in dry.history] == ["<docker build>"]
+    assert docker_engine.require_image(debian_arm64_image.tag).id == debian_arm64_image.image_id
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("docker-image", "--toolchain", "debian-arm64", "--sdk-sha256", "a" * 64),
+     "--sdk-installer/--sdk-sha256 apply to elk-sdk toolchains, not debian-arm64"),
+    (("docker-image", "--toolchain", "elk-sdk-1.0.0", "--sdk-sha256", "xyz"),
+     "--sdk-sha256 'xyz': not a sha256"),
+    (("docker-engine", "--start", "--stop"), "--start and --stop exclude each other"),
+])
+def test_docker_task_flags_that_do_not_fit_are_usage_errors(args, needle):
+    from cli_helpers import assert_one_line_error, run_task
+
+    assert_one_line_error(run_task(*args), needle, code=2)

@@ -14,10 +14,11 @@ from rich.console import Console
 from cli_helpers import assert_one_line_error, run_task
 from elkbuild.errors import BoardError, ModeSwitchDetected, UsageError
 from elkbuild.monitor.parsers import Snapshot, ThreadRow
-from elkbuild.monitor.session import (
-    FAILURE_MARKER, SNAPSHOT_MARKER, JsonPresenter, MonitorOptions, SwitchTracker,
-    TablePresenter, board_lines, choose_profile, monitor_capture, monitor_stream,
-    stream_command)
+from elkbuild.monitor.presenter import JsonPresenter, TablePresenter
+from elkbuild.monitor.session import MonitorOptions, monitor_capture, monitor_stream
+from elkbuild.monitor.sources import (
+    FAILURE_MARKER, SNAPSHOT_MARKER, board_lines, choose_profile, stream_command)
+from elkbuild.monitor.tracker import SwitchTracker
 
 CAPTURES = Path(__file__).parent
 

@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import REPO
-from elkbuild.board.ssh import connect, known_hosts_name
+from elkbuild.board.connection import connect
+from elkbuild.board.host_keys import known_hosts_name
 from elkbuild.config import Board
-from elkbuild.deploy.deployment import collect_payload, deploy_to_board
+from elkbuild.deploy.deployer import deploy_to_board
+from elkbuild.deploy.payload import collect_payload
 from elkbuild.errors import BoardError, ModeSwitchDetected
-from elkbuild.monitor.session import JsonPresenter, MonitorOptions, monitor_board, monitor_capture
+from elkbuild.monitor.presenter import JsonPresenter
+from elkbuild.monitor.session import MonitorOptions, monitor_board, monitor_capture
 from elkbuild.sushi.service import settings_for
 
 pytestmark = pytest.mark.slow

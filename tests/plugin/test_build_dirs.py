@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elkbuild.plugin.project import forget_build_of_other_source
+from elkbuild.build.cmake import forget_build_of_other_source
 
 
 def _configured_for(build: Path, source: Path) -> None:

@@ -14,7 +14,8 @@ from elkbuild.plugin import example_models
 from elkbuild.errors import UsageError
 from elkbuild.plugin.models import ModelError
 from elkbuild.plugin.identity import load_identity
-from elkbuild.plugin.project import NewPlugin, load_project, new_plugin
+from elkbuild.plugin.project import load_project
+from elkbuild.plugin.render import NewPlugin, new_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,18 +39,25 @@ def test_effect_project_is_rendered_with_the_model_shapes(tmp_path, models):
     root = tmp_path / "Fuzz"
     assert project.root == root and project.kind == "effect" and project.engine == "onnx"
     assert (root / "model" / "saturator.onnx").read_bytes() == models["saturator.onnx"].read_bytes()
-    spec = (root / "Source" / "ModelSpec.h").read_text()
-    assert "constexpr std::size_t frameSamples = 64;" in spec
-    assert 'inputName = "audio"' in spec and "shape [1, 64]" in spec
+    # The tensors' roles live in plugin.yaml; the build gives them to the runtime.
+    roles = project.roles
+    assert [(t.name, t.role, t.shape, t.time_axis) for t in roles.tensors] == [
+        ("audio", "audio", (1, 64), 1), ("saturated", "audio", (1, 64), 1)]
+    assert roles.frame == 64 and roles.receptive_field == 1
+    assert "model_roles:" in (root / "plugin.yaml").read_text()
     cmake = (root / "CMakeLists.txt").read_text()
     assert "PLUGIN_MANUFACTURER_CODE Smon" in cmake and "PLUGIN_CODE Fz01" in cmake
     assert "NEEDS_MIDI_OUTPUT FALSE" in cmake
     for flag in ("JUCE_WEB_BROWSER=0", "JUCE_USE_CURL=0", "-ffast-math", "VST3_AUTO_MANIFEST FALSE"):
         assert flag in cmake
     assert not (root / "Source" / "SpscQueue.h").exists()
-    # Both engines travel with the project: switching is a CMake option.
-    assert {p.name for p in (root / "Source" / "engines").iterdir()} == {
-        "InferenceEngine.h", "OnnxEngine.cpp", "TfliteEngine.cpp"}
+    # The runtime (engines, streaming) is linked from elkbuild's checkout, not copied.
+    assert not (root / "Source" / "engines").exists()
+    assert 'include("${ELKBUILD_RUNTIME_DIR}/cmake/ElkRuntime.cmake")' in cmake
+    assert "elkrt_add(Fuzz ENGINE ${ELKBUILD_ENGINE}" in cmake
+    processor = (root / "Source" / "PluginProcessor.cpp").read_text()
+    assert "streaming->process (" in processor and "streaming->latencySamples()" in processor
+    assert "std::fill" not in processor, "a partial frame is never zero-padded"
     identity = load_identity(root / "plugin.yaml")
     assert (identity.name, identity.manufacturer, identity.plugin_code) == ("Fuzz", "Someone", "Fz01")
     assert not list(tmp_path.glob(".*")), "no staging folder is left behind"
@@ -89,11 +97,21 @@ def test_rendered_cmake_project_configures(tmp_path, models):
     juce = Path("/usr/lib/x86_64-linux-gnu/cmake").glob("JUCE-*/JUCEConfig.cmake")
     require_real_part(any(juce), "JUCE's CMake package",
                       "apt-get install juce-modules-source juce-tools")
-    from elkbuild.plugin.project import onnxruntime_wheel_library
+    from elkbuild.build.cmake import RUNTIME_DIR, write_model_roles
+    from elkbuild.build.engines import onnxruntime_headers, onnxruntime_wheel_library
+    from elkbuild.config import load_config
+    from elkbuild.executor import LocalExecutor
 
-    new_plugin(_effect(models), tmp_path)
+    project = new_plugin(_effect(models), tmp_path)
+    roles = write_model_roles(project, tmp_path / "roles")
+    assert roles.read_text().endswith("\ninput audio audio time=1 shape=1,64\noutput saturated audio time=1\n")
+    engine = [f"-DELKBUILD_ENGINE_LIBRARY={onnxruntime_wheel_library()}", f"-DELKBUILD_MODEL_ROLES={roles}",
+              f"-DELKBUILD_ENGINE_INCLUDE_DIRS={onnxruntime_headers(LocalExecutor(), load_config(REPO).cache_dir)}"]
+    no_runtime = subprocess.run(["cmake", "-S", str(tmp_path / "Fuzz"), "-B", str(tmp_path / "bare"),
+                                 *engine], capture_output=True, text=True)
+    assert no_runtime.returncode != 0 and "ELKBUILD_RUNTIME_DIR is ''" in no_runtime.stderr
     done = subprocess.run(["cmake", "-S", str(tmp_path / "Fuzz"), "-B", str(tmp_path / "build"),
-                           f"-DELKBUILD_ENGINE_LIBRARY={onnxruntime_wheel_library()}"],
+                           *engine, f"-DELKBUILD_RUNTIME_DIR={RUNTIME_DIR}"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     cache = (tmp_path / "build" / "CMakeCache.txt").read_text()
@@ -125,8 +143,13 @@ def test_example_projects_keep_their_identity_and_load():
 
 def test_example_projects_are_what_the_templates_render(tmp_path, models):
     """The checked-in examples are exactly today's template output (no drift)."""
+    from elkbuild.plugin.roles import RoleFlags
+
+    lstm = NewPlugin("LstmAmp", "onnx", "effect", REPO / "tests" / "runtime" / "models" / "lstm_amp.onnx",
+                     roles=RoleFlags(sample_rate=48000))
     for name, request in (("NeuralSaturator", _effect(models, "NeuralSaturator")),
-                          ("OnsetClassifier", _classifier(models, "OnsetClassifier"))):
+                          ("OnsetClassifier", _classifier(models, "OnsetClassifier")),
+                          ("LstmAmp", lstm)):
         shipped = REPO / "plugins" / name
         (tmp_path / name).mkdir()
         (tmp_path / name / "plugin.yaml").write_text((shipped / "plugin.yaml").read_text())
@@ -156,9 +179,10 @@ def test_bad_flags_are_refused_before_anything_is_written(tmp_path, models, chan
 
 
 def test_models_that_do_not_fit_the_kind_are_refused(tmp_path, models):
-    with pytest.raises(ModelError, match="an effect maps N samples to N samples") as caught:
-        new_plugin(NewPlugin("Fx", "tflite", "effect", models["classifier.tflite"]), tmp_path)
-    assert "use --kind classifier" in caught.value.one_line()
+    longer = _onnx_model(tmp_path / "models" / "longer.onnx", [1, 8], [1, 16])
+    with pytest.raises(UsageError, match="gives 16 samples per run but input 'x' takes only 8") as caught:
+        new_plugin(NewPlugin("Fx", "onnx", "effect", longer), tmp_path)
+    assert "--shape x=" in caught.value.one_line()
     single = _onnx_model(tmp_path / "models" / "single.onnx", [1, 1], [1, 1])
     with pytest.raises(ModelError, match="1 output classes is not in 2..68"):
         new_plugin(NewPlugin("Cl", "onnx", "classifier", single), tmp_path / "plugins")
@@ -180,17 +204,22 @@ def _onnx_model(path: Path, shape_in: list, shape_out: list, dtype: str = "FLOAT
 
 def test_non_float_models_are_refused(tmp_path):
     model = _onnx_model(tmp_path / "ints.onnx", [1, 64], [1, 64], "INT16")
-    with pytest.raises(ModelError, match="input 'x' is int16; plugins run float32"):
+    with pytest.raises(UsageError, match="input 'x' is int16; plugins run float32"):
         new_plugin(NewPlugin("Ints", "onnx", "effect", model), tmp_path / "plugins")
 
 
-def test_dynamic_model_is_refused_with_the_fix(tmp_path):
-    model = _onnx_model(tmp_path / "dynamic.onnx", [1, "n"], [1, "n"])
-    with pytest.raises(ModelError) as caught:
-        new_plugin(NewPlugin("Dyn", "onnx", "effect", model), tmp_path / "plugins")
-    assert "dynamic shape [1, ?]" in caught.value.one_line()
-    assert "export the model with fixed sizes" in caught.value.one_line()
-    assert not (tmp_path / "plugins" / "Dyn").exists()
+def test_dynamic_time_axis_takes_the_frame_and_says_so(tmp_path):
+    model = _onnx_model(tmp_path / "dynamic.onnx", ["batch", "n"], ["batch", "n"])
+    said: list[str] = []
+    project = new_plugin(NewPlugin("Dyn", "onnx", "effect", model), tmp_path / "plugins", say=said.append)
+    assert project.roles.frame == 64 and project.roles.audio("input").shape == (1, 64)
+    assert "input x: dynamic time dimension 1 taken as 64 samples (--frame N to choose)" in said
+    assert "input x: dynamic batch dimension taken as 1" in said
+    from elkbuild.plugin.roles import RoleFlags
+
+    again = new_plugin(NewPlugin("Dyn", "onnx", "effect", model, roles=RoleFlags(frame=100)),
+                       tmp_path / "plugins", force=True)
+    assert again.roles.frame == 100
 
 
 def _invoke(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -220,3 +249,20 @@ def test_task_renders_and_reports_bad_input_in_one_line(tmp_path, models):
     assert code.returncode == 2
     assert "--plugin-code 'ab'" in code.stderr and len(code.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "plugins" / "Other").exists()
+
+    # A tensor new-plugin cannot place: one line naming it and the deciding flag, exit 2;
+    # given the flag, every guess is printed and the value lands in plugin.yaml.
+    gru = REPO / "tests" / "runtime" / "models" / "gru_frame576.onnx"
+    refused = _invoke(tmp_path, "new-plugin", "Gru", "--engine", "onnx", "--kind", "effect",
+                      "--model", str(gru))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "input 'sample_rate' (int64 [1])" in refused.stderr
+    assert "--constant sample_rate=VALUE" in refused.stderr
+    taken = _invoke(tmp_path, "new-plugin", "Gru", "--engine", "onnx", "--kind", "effect",
+                    "--model", str(gru), "--constant", "sample_rate=48000", "--sample-rate", "48000")
+    assert taken.returncode == 0, taken.stderr
+    assert "new-plugin: input state: state, fed from output state_out" in taken.stdout
+    assert "new-plugin: output level: extra (kept, not heard)" in taken.stdout
+    roles = load_project(tmp_path / "plugins" / "Gru").roles
+    assert {t.name: t.value for t in roles.tensors if t.role == "constant"} == {"sample_rate": 48000.0}
+    assert roles.frame == 576 and roles.sample_rate == 48000

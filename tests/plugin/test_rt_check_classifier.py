@@ -13,7 +13,8 @@ from native_fixtures import require_native_build_tools
 
 from elkbuild.config import load_config
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugin.project import NewPlugin, build_native, new_plugin
+from elkbuild.plugin.native_build import build_native
+from elkbuild.plugin.render import NewPlugin, new_plugin
 from elkbuild.vst3host.rt_check import format_report, rt_check
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 from audio_helpers import onnx_reference, read_wav, write_wav
 from conftest import require_real_part
+from delayed import delayed_error
 
 from elkbuild.config import load_config
 from elkbuild.errors import BuildError, UsageError
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugin.project import NativeBuild
-from elkbuild.vst3host.rt_check import (VST3_SDK, HostBuild, build_host, format_report, plugin_info,
-                               process_file, rt_check)
+from elkbuild.plugin.native_build import NativeBuild
+from elkbuild.vst3host.build import VST3_SDK, HostBuild, build_host
+from elkbuild.vst3host.rt_check import format_report, rt_check
+from elkbuild.vst3host.run import plugin_info, process_file
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_SOURCE = Path(__file__).resolve().parent / "bad_plugin" / "bad_plugin.cpp"
@@ -79,7 +81,10 @@ def test_info_names_neural_saturator(saturator_build: NativeBuild, host: HostBui
     assert info["vendor"] == "Elkbuild Examples"
     assert len(info["class_id"]) == 32
     assert info["main_input_channels"] == info["main_output_channels"] == 2
-    assert info["latency_samples"] == 0
+    # Prepared for blocks of up to 512: ONNX Runtime runs on the worker pool, so the
+    # latency is 63 (frames of 64 over blocks of any size) + whole blocks of inference.
+    latency = info["latency_samples"]
+    assert latency >= 63 + 512 and (latency - 63) % 512 == 0
 
 
 @pytest.mark.parametrize("block", [64, 100])
@@ -92,8 +97,12 @@ def test_process_matches_onnxruntime(saturator_build: NativeBuild, host: HostBui
     out, rate = read_wav(tmp_path / "out.wav")
     expected = onnx_reference(saturator_build.project.model, audio, frame=64)
     assert rate == SAMPLE_RATE and out.shape == audio.shape
-    error = float(np.max(np.abs(out - expected)))
-    print(f"block {block}: max error vs onnxruntime {error:.3g}")
+    # A file render is offline: the plugin waits for its worker, so the output is the
+    # model's exactly, delayed by the latency it reports.
+    latency = result["plugins"][0]["latency_samples"]
+    assert latency >= 63 + block
+    error = delayed_error(out, expected, latency)
+    print(f"block {block}: latency {latency}, max error vs onnxruntime {error:.3g}")
     assert error < 1e-5
     assert np.max(np.abs(out - audio)) > 0.1  # the plugin did something
     assert result["frames"] == audio.shape[1] and result["plugins"][0]["name"] == "NeuralSaturator"
@@ -111,7 +120,7 @@ def test_process_mono_int16_file(saturator_build: NativeBuild, host: HostBuild, 
     quantised = np.round(np.clip(audio, -1, 1) * 32767.0) / 32768.0
     expected = onnx_reference(saturator_build.project.model, quantised.astype(np.float32), frame=64)
     assert result["channels"] == 1 and rate == 44100
-    assert np.max(np.abs(out - expected)) < 1e-5
+    assert delayed_error(out, expected, result["plugins"][0]["latency_samples"]) < 1e-5
 
 
 def test_process_chain_runs_plugins_in_order(saturator_build: NativeBuild, bad_bundle: Path,
@@ -123,7 +132,8 @@ def test_process_chain_runs_plugins_in_order(saturator_build: NativeBuild, bad_b
     out, _ = read_wav(tmp_path / "out.wav")
     assert [p["name"] for p in result["plugins"]] == ["Bad", "NeuralSaturator", "Bad"]
     # Bad passes audio through: the chain sounds like the saturator alone.
-    assert np.max(np.abs(out - onnx_reference(saturator_build.project.model, audio, 64))) < 1e-5
+    latency = result["plugins"][1]["latency_samples"]
+    assert delayed_error(out, onnx_reference(saturator_build.project.model, audio, 64), latency) < 1e-5
 
 
 def test_process_rejects_a_layout_the_plugin_refuses(bad_bundle: Path, host: HostBuild,
@@ -138,11 +148,12 @@ def test_process_rejects_a_layout_the_plugin_refuses(bad_bundle: Path, host: Hos
 # ---- rt-check ----------------------------------------------------------------
 
 @pytest.mark.parametrize("block", [64, 100])
-def test_rt_check_effect_plugin_code_is_clean_and_engine_calls_are_named(
+def test_rt_check_effect_plugin_is_clean_with_onnx_runtime_decoupled(
         saturator_build: NativeBuild, host: HostBuild, build_dir: Path, block: int):
     """With elkbuild's patched JUCE the plugin's own code (template + JUCE wrapper)
-    makes no unsafe call; what is left is ONNX Runtime allocating and locking inside
-    every Session::Run, which rt-check attributes to the engine library."""
+    makes no unsafe call, and ONNX Runtime (which allocates and locks inside every
+    Session::Run) runs on elkrt's worker pool: the audio thread only moves samples
+    through lock-free queues, so even the strict verdict passes."""
     report = rt_check(saturator_build.bundle, LocalExecutor(), build_dir, block=block, blocks=2000)
     print(format_report(report))
     assert report.process_failures == 0
@@ -151,15 +162,13 @@ def test_rt_check_effect_plugin_code_is_clean_and_engine_calls_are_named(
     assert report.plugin_unsafe == 0, format_report(report)
     assert report.non_blocking == {"pthread_mutex_trylock": 2000}
     assert report.calls_by_object("pthread_mutex_trylock") == {"NeuralSaturator.so": 2000}
-    # ORT does allocate in Run: the strict verdict fails, and says who did it.
-    assert report.unsafe > 0 and report.engine_calls == report.unsafe
-    assert set(report.calls_by_object("operator new")) == {"libonnxruntime.so.1"}
-    assert not report.passes() and report.passes(allow_engine=True)
-    assert "engine library made" in format_report(report)
+    assert report.unsafe == 0 and report.engine_calls == 0, format_report(report)
+    assert report.passes() and "PASS" in format_report(report)
 
 
 def test_rt_check_counts_the_bad_plugin(bad_bundle: Path, host: HostBuild, build_dir: Path):
-    report = rt_check(bad_bundle, LocalExecutor(), build_dir, blocks=2000)
+    # Judged as an effect: its output must not be its input.
+    report = rt_check(bad_bundle, LocalExecutor(), build_dir, blocks=2000, judge_output=True)
     print(format_report(report))
     assert not report.ok
     # Exactly what its process() does, once per block, and nothing else.
@@ -170,6 +179,10 @@ def test_rt_check_counts_the_bad_plugin(bad_bundle: Path, host: HostBuild, build
     assert 0 < report.p50_us <= report.p99_us <= report.max_us
     text = format_report(report)
     assert "FAIL" in text and "pthread_mutex_lock" in text and "Bad.so" in text
+    # It also passes its input through unchanged: rt-check says so (a model that did
+    # not run looks the same).
+    assert report.passes_through and report.latency_samples == 0
+    assert "the output is the input passed through" in text
 
 
 def test_rt_check_errors_name_the_bundle_and_the_fix(bad_bundle: Path, host: HostBuild,

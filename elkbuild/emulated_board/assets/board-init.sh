@@ -3,7 +3,7 @@
 # fresh UTS, mount and PID namespaces that `unshare` made for it (so it is PID 1
 # there), sets up the board's file system view, then becomes the board's sshd.
 #
-# usage: board-init.sh launch ROOTFS ASSETS INSTANCE_DIR PORT PROFILE
+# usage: board-init.sh launch ROOTFS ASSETS INSTANCE_DIR PORT PROFILE [sftp|no-sftp]
 #   (launch: detach from the caller's output, then re-run inside the namespaces)
 set -eu
 if [ "$1" = launch ]; then
@@ -13,7 +13,7 @@ if [ "$1" = launch ]; then
     exec unshare --uts --mount --pid --fork --propagation private -- /bin/sh "$0" init "$@"
 fi
 shift
-rootfs=$1 assets=$2 instance=$3 port=$4 profile=$5
+rootfs=$1 assets=$2 instance=$3 port=$4 profile=$5 sftp=${6:-sftp}
 root=$instance/root
 
 # /proc is still the host's here, so /proc/self/stat tells our host PID: the one
@@ -63,9 +63,17 @@ install -o 1000 -g 1000 -m 0600 "$instance/client/id_ed25519.pub" \
 # The real-time thread table and the OS profile (Xenomai 3 or EVL view of it).
 chroot "$root" /usr/lib/elk-board/rtstat boot "$profile"
 
+# no-sftp: sshd without the sftp subsystem, as Yocto images with Dropbear are
+# (sshd refuses a second Subsystem line, so the config is copied without it).
+config=/etc/ssh/sshd_config
+if [ "$sftp" = no-sftp ]; then
+    config=/run/sshd_config.no-sftp
+    grep -v '^[[:space:]]*Subsystem[[:space:]]' "$root/etc/ssh/sshd_config" > "$root$config"
+fi
+
 mv "$instance/board.pid.tmp" "$instance/board.pid"
 # sshd becomes PID 1: it reaps every orphan (a detached Sushi included), and the
 # board ends with it.
 exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
-    chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1
+    chroot "$root" /usr/sbin/sshd -D -e -f "$config" -p "$port" -o ListenAddress=127.0.0.1

@@ -7,10 +7,7 @@
 namespace elkbuild::model
 {
 constexpr const char* file = "saturator.onnx";
-constexpr const char* inputName = "audio";    // shape [1, 64]
-constexpr const char* outputName = "saturated";  // shape [1, 64]
-constexpr std::size_t inputElements = 64;
-constexpr std::size_t outputElements = 64;
-// Audio goes through the model in frames of this many samples, one channel at a time.
-constexpr std::size_t frameSamples = 64;
+// What each tensor is for (plugin.yaml's model_roles) travels beside the model as
+// <file>.roles, in the runtime's description format (elkrt/model_description.h).
+constexpr const char* rolesSuffix = ".roles";
 } // namespace elkbuild::model

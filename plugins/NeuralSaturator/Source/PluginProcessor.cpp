@@ -12,14 +12,13 @@ NeuralSaturatorAudioProcessor::NeuralSaturatorAudioProcessor()
 
 NeuralSaturatorAudioProcessor::~NeuralSaturatorAudioProcessor()
 {
-    if (engine != nullptr)
-        engine->destroy();
 }
 
 juce::File NeuralSaturatorAudioProcessor::modelFile()
 {
     // The binary is <Name>.vst3/Contents/<arch>-linux/<Name>.so; the model travels in
-    // <Name>.vst3/Contents/Resources, so the bundle can be moved as one folder.
+    // <Name>.vst3/Contents/Resources (with its .onnx.data, if any), so the bundle can
+    // be moved as one folder.
     return juce::File::getSpecialLocation (juce::File::currentExecutableFile)
         .getParentDirectory()
         .getParentDirectory()
@@ -27,19 +26,19 @@ juce::File NeuralSaturatorAudioProcessor::modelFile()
         .getChildFile (elkbuild::model::file);
 }
 
-bool NeuralSaturatorAudioProcessor::startEngine()
+std::unique_ptr<elkrt::Engine> NeuralSaturatorAudioProcessor::loadEngine (const elkrt::ShapeOverrides& shapes, std::string& error)
 {
-    if (engine == nullptr)
-        engine = elkbuild::makeEngine();
-    std::string error;
-    const auto path = modelFile().getFullPathName().toStdString();
-    if (! engine->create (path, elkbuild::model::inputElements, elkbuild::model::outputElements, error))
+    // ELKBUILD_ENGINE_NAME comes from CMake (-DELKBUILD_ENGINE), like the runtime's engine.
+    auto loaded = elkrt::makeEngine (ELKBUILD_ENGINE_NAME);
+    if (loaded == nullptr)
     {
-        // No exception may leave a host callback; the plugin passes audio through instead.
-        std::fprintf (stderr, "NeuralSaturator: %s\n", error.c_str());
-        return false;
+        error = std::string ("the runtime was built without the ") + ELKBUILD_ENGINE_NAME + " engine";
+        return nullptr;
     }
-    return true;
+    // The full path: ONNX Runtime finds external data (MODEL.onnx.data) beside it.
+    if (! loaded->load (modelFile().getFullPathName().toStdString(), shapes, error))
+        return nullptr;
+    return loaded;
 }
 
 bool NeuralSaturatorAudioProcessor::isBusesLayoutSupported (const BusesLayout& layouts) const
@@ -49,40 +48,70 @@ bool NeuralSaturatorAudioProcessor::isBusesLayoutSupported (const BusesLayout& l
     return in == out && (out == juce::AudioChannelSet::mono() || out == juce::AudioChannelSet::stereo());
 }
 
-void NeuralSaturatorAudioProcessor::prepareToPlay (double, int)
+void NeuralSaturatorAudioProcessor::prepareToPlay (double sampleRate, int maximumExpectedSamplesPerBlock)
 {
     // Everything that allocates happens here, off the audio thread: model loading,
-    // tensor allocation and one priming inference (inside create()).
-    if (! engineReady)
-        engineReady = startEngine();
-    setLatencySamples (0);
+    // tensor allocation, a priming and measured inference, every streaming buffer.
+    streaming.reset();
+    loadError.clear();
+    elkrt::ModelDescription description;
+    std::string error;
+    const auto roles = modelFile().getFullPathName() + elkbuild::model::rolesSuffix;
+    if (! elkrt::ModelDescription::load (roles.toStdString(), description, error))
+    {
+        loadError = error;
+    }
+    else if (auto engine = loadEngine (description.shapeOverrides(), error))
+    {
+        elkrt::StreamingConfig config;
+        config.hostChannels = std::max (1, getTotalNumOutputChannels());
+        config.maxHostBlock = std::max (1, maximumExpectedSamplesPerBlock);
+        // VST3 hosts may send any block up to the maximum (pedalboard and DAWs do; Sushi
+        // does not): the latency then covers every remainder, so no block is ever late.
+        config.fixedHostBlock = false;
+        config.mode = elkrt::ExecutionMode::Automatic; // plugin.yaml's mode
+        config.hostSampleRate = sampleRate;
+        auto model = std::make_unique<elkrt::StreamingModel> (std::move (engine), std::move (description));
+        if (model->prepare (config, error))
+            streaming = std::move (model);
+        else
+            loadError = error;
+    }
+    else
+    {
+        loadError = error;
+    }
+    if (! loadError.empty())
+        std::fprintf (stderr, "NeuralSaturator: the model cannot run: %s\n", loadError.c_str());
+    // Suspended, the plugin refuses activation (elkbuild's JUCE patch makes setActive
+    // return kResultFalse), so the host reports the failure instead of running it.
+    suspendProcessing (streaming == nullptr);
+    // The host delays everything else by this much to stay aligned with our output.
+    setLatencySamples (streaming != nullptr ? streaming->latencySamples() : 0);
 }
 
 void NeuralSaturatorAudioProcessor::releaseResources() {}
 
+void NeuralSaturatorAudioProcessor::reset()
+{
+    if (streaming != nullptr)
+        streaming->reset();
+}
+
 void NeuralSaturatorAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce::MidiBuffer&)
 {
     juce::ScopedNoDenormals noDenormals;
-    if (! engineReady)
-        return; // pass-through: the model could not be loaded (reported in prepareToPlay)
-
-    constexpr auto frame = static_cast<int> (elkbuild::model::frameSamples);
-    const int numSamples = buffer.getNumSamples();
-    for (int channel = 0; channel < getTotalNumOutputChannels(); ++channel)
+    if (streaming == nullptr)
     {
-        float* samples = buffer.getWritePointer (channel);
-        for (int start = 0; start < numSamples; start += frame)
-        {
-            // A host block need not be a multiple of the model's frame: the last part
-            // is zero-padded. Frames are independent, so this adds no latency.
-            const int count = std::min (frame, numSamples - start);
-            std::copy (samples + start, samples + start + count, inputFrame.begin());
-            std::fill (inputFrame.begin() + count, inputFrame.end(), 0.0f);
-            if (! engine->run (inputFrame.data(), outputFrame.data()))
-                return;
-            std::copy (outputFrame.begin(), outputFrame.begin() + count, samples + start);
-        }
+        // The model did not load (said in prepareToPlay): silence, so nobody mistakes
+        // the input passing through for the model working.
+        buffer.clear();
+        return;
     }
+    // An atomic store: offline renders wait for the worker and come out the same every run.
+    streaming->setOffline (isNonRealtime());
+    // In place: elkrt reads each block before it writes it.
+    streaming->process (buffer.getArrayOfReadPointers(), buffer.getArrayOfWritePointers(), buffer.getNumSamples());
 }
 
 juce::AudioProcessor* JUCE_CALLTYPE createPluginFilter()

@@ -3,8 +3,10 @@
 
 #include <juce_audio_processors/juce_audio_processors.h>
 
-#include "InferenceEngine.h"
 #include "ModelSpec.h"
+
+#include <elkrt/engine.h>
+#include <elkrt/streaming_model.h>
 
 #include <array>
 #include <memory>
@@ -18,6 +20,7 @@ public:
 
     void prepareToPlay (double sampleRate, int maximumExpectedSamplesPerBlock) override;
     void releaseResources() override;
+    void reset() override;
     bool isBusesLayoutSupported (const BusesLayout& layouts) const override;
     void processBlock (juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
     using AudioProcessor::processBlock;
@@ -43,12 +46,14 @@ public:
 
 private:
     static juce::File modelFile();
-    bool startEngine();
+    // Loads the model into a new engine (not real-time safe); nullptr with error set.
+    static std::unique_ptr<elkrt::Engine> loadEngine (const elkrt::ShapeOverrides& shapes, std::string& error);
+    // Why the model is not running (empty when it is), said once per prepareToPlay.
+    std::string loadError;
 
-    std::unique_ptr<elkbuild::InferenceEngine> engine;
-    bool engineReady = false;
-    std::array<float, elkbuild::model::frameSamples> inputFrame {};
-    std::array<float, elkbuild::model::outputElements> outputFrame {};
+    // Null until prepareToPlay has loaded and prepared the model: processBlock then
+    // outputs silence, never the input unchanged.
+    std::unique_ptr<elkrt::StreamingModel> streaming;
 
     JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (NeuralSaturatorAudioProcessor)
 };

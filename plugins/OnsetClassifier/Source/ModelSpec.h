@@ -9,8 +9,6 @@ namespace elkbuild::model
 constexpr const char* file = "classifier.tflite";
 constexpr const char* inputName = "features";    // shape [1, 8]
 constexpr const char* outputName = "probabilities";  // shape [1, 4]
-constexpr std::size_t inputElements = 8;
-constexpr std::size_t outputElements = 4;
 constexpr std::size_t features = 8;
 constexpr std::size_t classes = 4;
 // The analysis window after an onset, split into `features` equal parts whose

@@ -18,14 +18,13 @@ OnsetClassifierAudioProcessor::OnsetClassifierAudioProcessor()
 OnsetClassifierAudioProcessor::~OnsetClassifierAudioProcessor()
 {
     stopWorker();
-    if (engine != nullptr)
-        engine->destroy();
 }
 
 juce::File OnsetClassifierAudioProcessor::modelFile()
 {
     // The binary is <Name>.vst3/Contents/<arch>-linux/<Name>.so; the model travels in
-    // <Name>.vst3/Contents/Resources, so the bundle can be moved as one folder.
+    // <Name>.vst3/Contents/Resources (with its .onnx.data, if any), so the bundle can
+    // be moved as one folder.
     return juce::File::getSpecialLocation (juce::File::currentExecutableFile)
         .getParentDirectory()
         .getParentDirectory()
@@ -33,19 +32,19 @@ juce::File OnsetClassifierAudioProcessor::modelFile()
         .getChildFile (elkbuild::model::file);
 }
 
-bool OnsetClassifierAudioProcessor::startEngine()
+std::unique_ptr<elkrt::Engine> OnsetClassifierAudioProcessor::loadEngine (const elkrt::ShapeOverrides& shapes, std::string& error)
 {
-    if (engine == nullptr)
-        engine = elkbuild::makeEngine();
-    std::string error;
-    const auto path = modelFile().getFullPathName().toStdString();
-    if (! engine->create (path, elkbuild::model::inputElements, elkbuild::model::outputElements, error))
+    // ELKBUILD_ENGINE_NAME comes from CMake (-DELKBUILD_ENGINE), like the runtime's engine.
+    auto loaded = elkrt::makeEngine (ELKBUILD_ENGINE_NAME);
+    if (loaded == nullptr)
     {
-        // No exception may leave a host callback; the plugin passes audio through instead.
-        std::fprintf (stderr, "OnsetClassifier: %s\n", error.c_str());
-        return false;
+        error = std::string ("the runtime was built without the ") + ELKBUILD_ENGINE_NAME + " engine";
+        return nullptr;
     }
-    return true;
+    // The full path: ONNX Runtime finds external data (MODEL.onnx.data) beside it.
+    if (! loaded->load (modelFile().getFullPathName().toStdString(), shapes, error))
+        return nullptr;
+    return loaded;
 }
 
 bool OnsetClassifierAudioProcessor::isBusesLayoutSupported (const BusesLayout& layouts) const
@@ -58,8 +57,19 @@ bool OnsetClassifierAudioProcessor::isBusesLayoutSupported (const BusesLayout& l
 void OnsetClassifierAudioProcessor::prepareToPlay (double sampleRate, int maximumExpectedSamplesPerBlock)
 {
     stopWorker();
-    if (! engineReady)
-        engineReady = startEngine();
+    loadError.clear();
+    if (engine == nullptr)
+        engine = loadEngine ({}, loadError);
+    if (engine != nullptr)
+        bindEngine();
+    if (! loadError.empty())
+    {
+        engine.reset();
+        std::fprintf (stderr, "OnsetClassifier: the model cannot run: %s\n", loadError.c_str());
+    }
+    // Suspended, the plugin refuses activation (elkbuild's JUCE patch makes setActive
+    // return kResultFalse), so the host reports the failure instead of running it.
+    suspendProcessing (engine == nullptr);
 
     constexpr int features = static_cast<int> (elkbuild::model::features);
     partSamples = std::max (1, static_cast<int> (std::lround (sampleRate * elkbuild::model::windowMs / 1000.0)) / features);
@@ -77,14 +87,13 @@ void OnsetClassifierAudioProcessor::prepareToPlay (double sampleRate, int maximu
     // Measure inference time here (the priming run is done): the reported latency is
     // window + ceil(max inference time / block) * block, as for decoupled inference.
     double slowest = 0.0;
-    if (engineReady)
+    if (engine != nullptr)
     {
-        std::array<float, elkbuild::model::inputElements> in {};
-        std::array<float, elkbuild::model::outputElements> out {};
+        std::fill (engineInput, engineInput + elkbuild::model::features, 0.0f);
         for (int i = 0; i < 8; ++i)
         {
             const auto begin = std::chrono::steady_clock::now();
-            engine->run (in.data(), out.data());
+            engine->run();
             slowest = std::max (slowest, std::chrono::duration<double> (std::chrono::steady_clock::now() - begin).count());
         }
     }
@@ -100,11 +109,35 @@ void OnsetClassifierAudioProcessor::prepareToPlay (double sampleRate, int maximu
     noteOffCountdown = -1;
     lastNote = -1;
 
-    if (engineReady)
+    if (engine != nullptr)
         startWorker();
 }
 
+void OnsetClassifierAudioProcessor::bindEngine()
+{
+    // One float32 tensor of `features` in, one of `classes` out (checked by new-plugin;
+    // checked again here in case the model file was swapped).
+    if (engine->inputCount() != 1 || engine->outputCount() != 1)
+    {
+        loadError = "the model must have one input and one output";
+        return;
+    }
+    auto& in = engine->input (0);
+    const auto& out = engine->output (0);
+    if (in.spec().type != elkrt::DType::Float32 || in.elementCount() != elkbuild::model::features
+        || out.spec().type != elkrt::DType::Float32 || out.elementCount() != elkbuild::model::classes)
+    {
+        loadError = "input '" + in.spec().name + "' " + in.spec().shapeText() + " and output '" + out.spec().name
+                    + "' " + out.spec().shapeText() + " are not the float32 features and classes ModelSpec.h names";
+        return;
+    }
+    engineInput = in.as<float>();
+    engineOutput = out.as<float>();
+}
+
 void OnsetClassifierAudioProcessor::releaseResources() { stopWorker(); }
+
+void OnsetClassifierAudioProcessor::reset() {}
 
 void OnsetClassifierAudioProcessor::startWorker()
 {
@@ -132,8 +165,10 @@ void OnsetClassifierAudioProcessor::workerLoop()
     {
         if (featureQueue.pop (features))
         {
-            if (engine->run (features.values.data(), result.probabilities.data()))
+            std::copy (features.values.begin(), features.values.end(), engineInput);
+            if (engine->run())
             {
+                std::copy (engineOutput, engineOutput + elkbuild::model::classes, result.probabilities.begin());
                 result.onsetSample = features.onsetSample;
                 resultQueue.push (result);
             }
@@ -222,7 +257,13 @@ void OnsetClassifierAudioProcessor::processBlock (juce::AudioBuffer<float>& buff
     juce::ScopedNoDenormals noDenormals;
     midi.clear();
     const int numSamples = buffer.getNumSamples();
-    if (! engineReady || numSamples == 0)
+    if (engine == nullptr)
+    {
+        // The model did not load (said in prepareToPlay): silence, never the input unchanged.
+        buffer.clear();
+        return;
+    }
+    if (numSamples == 0)
         return;
 
     // Onsets are found on the first channel (a mono source is the usual case).

@@ -3,8 +3,9 @@
 
 #include <juce_audio_processors/juce_audio_processors.h>
 
-#include "InferenceEngine.h"
 #include "ModelSpec.h"
+
+#include <elkrt/engine.h>
 #include "SpscQueue.h"
 
 #include <atomic>
@@ -22,6 +23,7 @@ public:
 
     void prepareToPlay (double sampleRate, int maximumExpectedSamplesPerBlock) override;
     void releaseResources() override;
+    void reset() override;
     bool isBusesLayoutSupported (const BusesLayout& layouts) const override;
     void processBlock (juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
     using AudioProcessor::processBlock;
@@ -47,10 +49,15 @@ public:
 
 private:
     static juce::File modelFile();
-    bool startEngine();
+    // Loads the model into a new engine (not real-time safe); nullptr with error set.
+    static std::unique_ptr<elkrt::Engine> loadEngine (const elkrt::ShapeOverrides& shapes, std::string& error);
+    // Why the model is not running (empty when it is), said once per prepareToPlay.
+    std::string loadError;
 
-    std::unique_ptr<elkbuild::InferenceEngine> engine;
-    bool engineReady = false;
+    std::unique_ptr<elkrt::Engine> engine;
+    float* engineInput = nullptr;         // the engine's own input and output tensors
+    const float* engineOutput = nullptr;
+
     struct Features
     {
         std::array<float, elkbuild::model::features> values {};
@@ -62,6 +69,7 @@ private:
         int64_t onsetSample = 0;
     };
 
+    void bindEngine();
     void startWorker();
     void stopWorker();
     void workerLoop();
