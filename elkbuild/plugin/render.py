@@ -224,8 +224,6 @@ def render_tree(context: dict, into: Path) -> list[Path]:
         if path.is_dir():
             continue
         relative = path.relative_to(source)
-        if context["kind"] != "classifier" and relative.name == "SpscQueue.h":
-            continue
         if path.suffix == ".j2":
             target = into / relative.with_suffix("")
             text = env.get_template(f"plugin/{relative.as_posix()}").render(**context)

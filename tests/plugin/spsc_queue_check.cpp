@@ -1,6 +1,6 @@
-// Producer/consumer check of the template's SpscQueue: every item arrives once, in
-// order, with a full queue refusing pushes instead of blocking.
-#include "SpscQueue.h"
+// Producer/consumer check of the runtime's SpscQueue (the classifier's hand-off):
+// every item arrives once, in order, with a full queue refusing pushes instead of blocking.
+#include <elkrt/spsc.h>
 
 #include <cstdio>
 #include <thread>
@@ -13,7 +13,7 @@ struct Item
 
 int main()
 {
-    elkbuild::SpscQueue<Item, 16> queue;
+    elkrt::SpscQueue<Item, 16> queue;
 
     Item item {};
     for (int i = 0; i < 16; ++i)

@@ -70,7 +70,8 @@ def test_classifier_project_sizes_features_and_classes(tmp_path, models):
     assert "constexpr std::size_t features = 8;" in spec
     assert "constexpr std::size_t classes = 4;" in spec
     assert "frameSamples" not in spec
-    assert (root / "Source" / "SpscQueue.h").is_file()
+    assert not (root / "Source" / "SpscQueue.h").exists(), "the runtime's queue is linked, not copied"
+    assert "#include <elkrt/spsc.h>" in (root / "Source" / "PluginProcessor.h").read_text()
     processor = (root / "Source" / "PluginProcessor.cpp").read_text()
     assert "setLatencySamples (latencySamples)" in processor
     assert "featureQueue.push" in processor and "resultQueue.pop" in processor

@@ -1,4 +1,4 @@
-"""The lock-free queue of the classifier template, compiled and run with real threads."""
+"""The runtime's lock-free queue, as the classifier template uses it, compiled and run with real threads."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 from conftest import require_real_part
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE_SOURCE = HERE.parents[1] / "templates" / "plugin" / "Source"
+RUNTIME_INCLUDE = HERE.parents[1] / "runtime" / "include"
 
 
 def test_spsc_queue_hands_over_every_item_in_order(tmp_path: Path):
     require_real_part(shutil.which("g++") is not None, "a host C++ compiler", "apt-get install g++")
     program = tmp_path / "spsc_queue_check"
     built = subprocess.run(["g++", "-std=c++17", "-O2", "-Wall", "-Werror", "-pthread",
-                            f"-I{TEMPLATE_SOURCE}", str(HERE / "spsc_queue_check.cpp"),
+                            f"-I{RUNTIME_INCLUDE}", str(HERE / "spsc_queue_check.cpp"),
                             "-o", str(program)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     ran = subprocess.run([str(program)], capture_output=True, text=True, timeout=120)

@@ -6,7 +6,7 @@
 #include "ModelSpec.h"
 
 #include <elkrt/engine.h>
-#include "SpscQueue.h"
+#include <elkrt/spsc.h>
 
 #include <atomic>
 #include <thread>
@@ -77,8 +77,8 @@ private:
     void emitDueResults (juce::MidiBuffer& midi, int numSamples);
 
     // Audio thread -> worker, worker -> audio thread.
-    elkbuild::SpscQueue<Features, 16> featureQueue;
-    elkbuild::SpscQueue<Result, 16> resultQueue;
+    elkrt::SpscQueue<Features, 16> featureQueue;
+    elkrt::SpscQueue<Result, 16> resultQueue;
     std::thread worker;
     std::atomic<bool> workerRunning { false };
     std::atomic<uint32_t> droppedOnsets { 0 };

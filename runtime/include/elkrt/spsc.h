@@ -40,6 +40,19 @@ public:
         return true;
     }
 
+    // The oldest item, or nullptr; it stays queued until pop() (the consumer may
+    // look before it decides to take it, e.g. a result not due yet).
+    const T* front() const noexcept
+    {
+        const auto head = headIndex.load (std::memory_order_relaxed);
+        if (head == tailIndex.load (std::memory_order_acquire))
+            return nullptr;
+        return &slots[head & (Capacity - 1)];
+    }
+
+    // Consumer side: drop everything queued so far.
+    void clear() noexcept { headIndex.store (tailIndex.load (std::memory_order_acquire), std::memory_order_release); }
+
     std::size_t size() const noexcept
     {
         return tailIndex.load (std::memory_order_acquire) - headIndex.load (std::memory_order_acquire);
