@@ -241,20 +241,97 @@ def _get(tree: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def read_yaml_file(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; syntax errors name the file, line and column."""
+# What a project, user, rig or plugin file may hold. YAML's aliases can make a few
+# lines stand for an exponential tree ("billion laughs") and its nesting drives the
+# recursive constructor into a RecursionError; both are refused before anything
+# walks the data.
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 500_000
+
+
+def _yaml_problem(text: str) -> tuple[str, str] | None:
+    """(where, what) when `text` nests too deep, before anything recursive runs."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return f":{event.start_mark.line + 1}", f"nests deeper than {MAX_YAML_DEPTH} levels"
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
+
+
+def expanded_size(data: Any) -> int | None:
+    """How many nodes `data` has with every alias expanded (None: it contains itself).
+    Linear in the distinct nodes: a node reached twice is counted from a memo."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, (dict, list)) or (id(node) in sizes and not children_done):
+            continue
+        children = [c for c in (node.values() if isinstance(node, dict) else node)
+                    if isinstance(c, (dict, list))]
+        if children_done:
+            open_nodes.discard(id(node))
+            leaves = len(node) - len(children)
+            sizes[id(node)] = 1 + leaves + sum(sizes[id(c)] for c in children)
+            continue
+        if id(node) in open_nodes:
+            return None
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                return None
+            stack.append((child, False))
+    return sizes.get(id(data), 1)
+
+
+def parse_yaml(text: str, where: str | Path) -> Any:
+    """YAML text, safely: syntax errors name the line and column; size, nesting and
+    alias expansion are bounded, each refusal one line naming the file."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(where, "", f"{len(text)} characters",
+                          f"is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB, the most a YAML file may be")
     try:
-        text_ = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, "", MISSING, f"cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text_)
+        problem = _yaml_problem(text)
+        if problem is not None:
+            raise ConfigError(f"{where}{problem[0]}", "", MISSING, problem[1],
+                              "flatten the structure")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(where, "", MISSING, f"is not valid YAML: {problem}",
+        place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else str(where)
+        problem_text = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(place, "", MISSING, f"is not valid YAML: {problem_text}",
                           "fix the YAML syntax at that line") from None
+    size = expanded_size(data)
+    if size is None:
+        raise ConfigError(where, "", MISSING, "contains itself through a YAML alias",
+                          "replace the alias with the values it stands for")
+    if size > MAX_YAML_NODES:
+        raise ConfigError(where, "", f"{size} values once its aliases are expanded",
+                          f"is too large (at most {MAX_YAML_NODES})",
+                          "use fewer YAML aliases (&name / *name)")
+    return data
+
+
+def read_yaml_file(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; syntax errors name the file, line and column."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(path, "", MISSING, "is not a file", "remove or rename it")
+    try:
+        text_ = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", MISSING, f"is not UTF-8 text (byte {exc.start} cannot be read)",
+                          "save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(path, "", MISSING, f"cannot be read: {exc.strerror}") from None
+    data = parse_yaml(text_, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -403,16 +480,30 @@ def load_config(project_dir: Path | None = None, overrides: Mapping[str, Any] | 
     origins: dict[str, str] = {}
 
     def apply(path: str, value: Any, source: str) -> None:
+        # Forget the origins of what this value replaces: the keys below it (only
+        # when a section stood there, so loading stays linear) and any key above it.
+        replaced = _get(data, path)
+        if isinstance(replaced, Mapping):
+            for below, _ in _flatten(replaced, path):
+                origins.pop(below, None)
+        parts = path.split(".")
+        for end in range(1, len(parts)):
+            above = ".".join(parts[:end])
+            held = _get(data, above)
+            if held is not MISSING and not isinstance(held, Mapping):
+                # `boards: [a, b]` in one file and `boards.studio` in the next: the
+                # first is a mistake to report, not a value to drop silently.
+                raise ConfigError(_origin_of(origins, above), above, held,
+                                  f"must be a mapping (a later layer, {source}, sets {path})")
+            origins.pop(above, None)
         _set(data, path, value)
-        for known in [p for p in origins if p == path or p.startswith(path + ".")]:
-            del origins[known]
         origins[path] = source
 
     for path, value in _flatten(DEFAULTS):
         _set(data, path, copy.deepcopy(value))  # an empty default section must not be shared
     files: list[Path] = []
     for file in (root / PROJECT_FILE, _user_file(env)):
-        if file.is_file():
+        if file.exists():
             files.append(file)
             for path, value in _flatten(read_yaml_file(file)):
                 apply(path, value, str(file))

@@ -110,6 +110,16 @@ class BoardUnresponsive(BoardError):
     """The board (or the network to it) stopped answering: a timeout or a lost link."""
 
 
+class StreamSilent(ElkbuildError):
+    """A stream printed nothing for longer than its bound (its source froze or the
+    link to it died without closing)."""
+
+    def __init__(self, where: str, command: str, seconds: float) -> None:
+        super().__init__(f"[{where}] `{command}` printed nothing for {seconds:g} s",
+                         "check that the other side still runs")
+        self.seconds = seconds
+
+
 class HostKeyError(BoardError):
     """An SSH host key is unknown or has changed."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shlex
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from elkbuild.errors import CommandFailed, ToolMissing
+from elkbuild.errors import CommandFailed, StreamSilent, ToolMissing
 
 log = logging.getLogger("elkbuild.exec")
 
@@ -122,15 +123,22 @@ class Executor(ABC):
         if self._record("fetch", remote, "->", local):
             self._fetch_file(remote, Path(local))
 
-    def stream(self, argv: Sequence[str]) -> "LineStream":
-        """A long-lived command whose stdout is read line by line (monitor, logs --follow)."""
+    def stream(self, argv: Sequence[str], *, silence: float | None = None) -> "LineStream":
+        """A long-lived command whose stdout is read line by line (monitor, logs --follow).
+
+        With `silence`, a gap of more than that many seconds between lines raises
+        StreamSilent (and ends the command): a frozen source must not hang its reader.
+        """
         args = [str(a) for a in argv]
         self.history.append(args)
         if self.dry_run:
             log.info("[%s] would stream: %s", self.name, shlex.join(args))
             return LineStream(iter(()), lambda: None)
         log.debug("[%s] stream: %s", self.name, shlex.join(args))
-        return self._stream_lines(args)
+        stream = self._stream_lines(args)
+        if silence is None:
+            return stream
+        return bounded(stream, silence, self.name, shlex.join(args)[:80])
 
     def _send_file(self, local: Path, remote: str) -> None:
         raise NotImplementedError(f"{self.name} executor cannot send files")
@@ -146,6 +154,42 @@ class Executor(ABC):
 
     def _stream_lines(self, argv: list[str]) -> "LineStream":
         raise NotImplementedError(f"{self.name} executor cannot stream")
+
+
+_END = object()
+
+
+def bounded(stream: "LineStream", silence: float, where: str, command: str) -> "LineStream":
+    """`stream`, read by a helper thread so that the reader waits at most `silence`
+    seconds for each line, whatever the backend's own reads block on."""
+    lines: queue.Queue = queue.Queue(maxsize=1024)
+
+    def pump() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        except BaseException as exc:  # handed to the reader, which raises it
+            lines.put(exc)
+        lines.put(_END)
+
+    threading.Thread(target=pump, daemon=True, name=f"stream:{where}").start()
+
+    def read() -> Iterator[str]:
+        while True:
+            try:
+                item = lines.get(timeout=silence)
+            except queue.Empty:
+                stream.close()
+                raise StreamSilent(where, command, silence) from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    wrapped = LineStream(read(), stream.close)
+    wrapped.source = stream  # type: ignore[attr-defined]  # e.g. its returncode
+    return wrapped
 
 
 class LineStream:

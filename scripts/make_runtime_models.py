@@ -3,8 +3,8 @@
 Run with a Python that has torch and onnx (not elkbuild's .venv, which needs
 neither): the models are committed, so CI needs no torch.
 
-    python3 -m venv /work/torchenv && /work/torchenv/bin/pip install torch==2.13.0 onnx onnxscript numpy
-    /work/torchenv/bin/python scripts/make_runtime_models.py
+    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 onnx onnxscript numpy
+    /tmp/torchenv/bin/python scripts/make_runtime_models.py
 
 Each model gets a .roles file beside it: the role of every tensor, as
 elkrt::ModelDescription reads it.

@@ -51,6 +51,8 @@ def _monitor_connect(target, password: bool, trust_host_key: bool):
                 "board": "a board from elkbuild.yaml (its os_version is checked)",
                 "interval": "seconds between snapshots (default 0.5)",
                 "duration": "stop after this many seconds (default: until Ctrl-C)",
+                "stall": "fail when the board sends no snapshot for this many seconds "
+                         "(default 10, at least 10 intervals)",
                 "grace": "seconds after a thread appears during which its switches are "
                          "tolerated (start-up; default 3)",
                 "json": "print one JSON object per snapshot instead of the live table",
@@ -62,7 +64,7 @@ def _monitor_connect(target, password: bool, trust_host_key: bool):
           auto_shortflags=False)
 def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, duration=0.0,
             grace=3.0, json=False, fail_on_switch=False, source="", save="", password=False,
-            trust_host_key=False):
+            trust_host_key=False, stall=10.0):
     """Watch the real-time threads' mode switches (MSW on 0.11, ISW on 1.x) live."""
     from elkbuild.errors import UsageError
     from elkbuild.monitor.presenter import JsonPresenter, TablePresenter
@@ -71,7 +73,7 @@ def monitor(c, host="", board="", port=0, user="", os_version="", interval=0.5, 
     if duration < 0:
         raise UsageError(f"--duration {duration}: must be 0 (no limit) or more")
     options = MonitorOptions(interval=float(interval), duration=float(duration) or None,
-                             grace=float(grace), fail_on_switch=fail_on_switch)
+                             grace=float(grace), fail_on_switch=fail_on_switch, stall=float(stall))
     presenter = JsonPresenter() if json else TablePresenter()
     if source:
         if host or board or save:

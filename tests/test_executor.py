@@ -96,3 +96,18 @@ def test_local_transfers_copy_and_streams_yield_lines(tmp_path) -> None:
     assert local.read_bytes(str(tmp_path / "written")) == b"abc"
     with local.stream([sys.executable, "-c", "print('one'); print('two')"]) as lines:
         assert list(lines) == ["one", "two"]
+
+
+def test_a_silent_stream_raises_within_its_bound_and_ends_the_command():
+    import time
+
+    from elkbuild.errors import StreamSilent
+
+    local = LocalExecutor()
+    started = time.monotonic()
+    with pytest.raises(StreamSilent, match="printed nothing for 0.5 s"):
+        with local.stream([sys.executable, "-c", "print('one', flush=True); import time; "
+                           "time.sleep(30)"], silence=0.5) as lines:
+            assert next(iter(lines)) == "one"
+            list(lines)
+    assert time.monotonic() - started < 5

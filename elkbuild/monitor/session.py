@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from elkbuild.errors import BoardError, ModeSwitchDetected, UsageError
+from elkbuild.errors import BoardError, BoardUnresponsive, ModeSwitchDetected, StreamSilent, UsageError
 from elkbuild.monitor.parsers import FORMATS, Snapshot, split_snapshots
 from elkbuild.monitor.presenter import Presenter
 from elkbuild.monitor.sources import (
@@ -27,6 +27,9 @@ from elkbuild.monitor.tracker import Summary, SwitchTracker
 DEFAULT_INTERVAL = 0.5
 DEFAULT_GRACE = 3.0
 MIN_INTERVAL = 0.05
+DEFAULT_STALL = 10.0
+"""Seconds without a snapshot after which a board counts as stopped (at least ten
+intervals): a frozen board must end the run with an error, not pass for quiet."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class MonitorOptions:
     duration: float | None = None
     grace: float = DEFAULT_GRACE
     fail_on_switch: bool = False
+    stall: float = DEFAULT_STALL
+
+    @property
+    def silence(self) -> float:
+        """The longest wait for the board's next line: the stall bound, but never
+        less than ten snapshot intervals."""
+        return max(self.stall, 10 * self.interval)
 
     def __post_init__(self) -> None:
         if not self.interval >= MIN_INTERVAL:
@@ -43,6 +53,9 @@ class MonitorOptions:
         if self.duration is not None and not self.duration > 0:
             raise UsageError(f"--duration {self.duration}: must be more than 0 s",
                              "leave it out to monitor until Ctrl-C")
+        if not self.stall > 0:
+            raise UsageError(f"--stall {self.stall}: must be more than 0 s",
+                             "a board silent for that long fails the run")
         if not self.grace >= 0:
             raise UsageError(f"--grace {self.grace}: must be 0 s or more",
                              "the start-up switches of a new thread fall in this window")
@@ -100,14 +113,14 @@ def monitor_capture(path: Path, options: MonitorOptions, presenter: Presenter,
     return conclude(summary, options)
 
 
-def monitor_stream(open_stream: Callable[[list[str]], Iterable[str]], profile: str,
+def monitor_stream(open_stream: Callable[..., Iterable[str]], profile: str,
                    options: MonitorOptions, presenter: Presenter, where: str,
                    save: Path | None = None) -> Summary:
     """Monitor a board through one long-lived remote loop opened by `open_stream`."""
     argv = stream_command(profile, options.interval)
     reader = shlex.join(READERS[profile])
     writer = CaptureWriter(save) if save is not None else None
-    stream = open_stream(argv)
+    stream = open_stream(argv, silence=options.silence)
     start = time.monotonic()
     lines = board_lines(stream, where, reader)
     if writer is not None:
@@ -119,6 +132,11 @@ def monitor_stream(open_stream: Callable[[list[str]], Iterable[str]], profile: s
     try:
         summary = watch(snapshots, options, presenter, title,
                         lambda index: (time.monotonic() - start, _now()))
+    except StreamSilent as silent:
+        raise BoardUnresponsive(
+            f"{where}: no snapshot for {silent.seconds:g} s, {time.monotonic() - start:.1f} s "
+            f"into monitoring: the board or the network stopped answering",
+            "check that the board runs and is reachable; nothing seen is not a clean run") from None
     finally:
         close = getattr(stream, "close", None)
         if close is not None:

@@ -207,7 +207,7 @@ def test_stream_loop_with_a_local_reader_yields_snapshots(tmp_path: Path) -> Non
     saved = tmp_path / "saved.txt"
     try:
         with pytest.raises(BoardError, match="loop on the board ended"):
-            monitor_stream(lambda _argv: _limited(proc.stdout, 3), "0.11",
+            monitor_stream(lambda _argv, silence=None: _limited(proc.stdout, 3), "0.11",
                            MonitorOptions(interval=0.05, grace=0), JsonPresenter(out.append),
                            "local", save=saved)
     finally:
