@@ -13,26 +13,16 @@ builds it if it is not). Prints the medians of --repeat runs:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
+from timing import median_seconds  # noqa: E402
 from elkbuild.build.toolchains import get_toolchain  # noqa: E402
 from elkbuild.executor import LocalExecutor  # noqa: E402
-
-
-def median_seconds(action, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> int:

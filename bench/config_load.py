@@ -10,10 +10,8 @@ time per key relative to the smallest size (1.0 everywhere means linear).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -22,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from elkbuild.config import load_config  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 FIELDS_PER_BOARD = 10
 
@@ -39,15 +38,6 @@ def project_file(folder: Path, keys: int) -> Path:
     return path
 
 
-def median(action, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -59,8 +49,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as folder:
             path = project_file(Path(folder), keys)
             text = path.read_text()
-            loaded = median(lambda: load_config(Path(folder), env=env), args.repeat)
-            parsed = median(lambda: yaml.safe_load(text), args.repeat)
+            loaded = median_seconds(lambda: load_config(Path(folder), env=env), args.repeat)
+            parsed = median_seconds(lambda: yaml.safe_load(text), args.repeat)
         per_key = loaded / keys
         first_per_key = first_per_key or per_key
         print(f"{keys:>7} {loaded:>11.3f}s {parsed:>10.3f}s {loaded / parsed:>6.2f} "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 from typing import Iterator
 
@@ -91,3 +92,15 @@ def fresh_emulated_board(emulated_board: EmulatedBoard) -> Iterator[EmulatedBoar
     yield emulated_board
     if emulated_board.os_version != profile:
         emulated_board.set_profile(profile)
+
+
+@contextlib.contextmanager
+def frozen(elk, *, with_listener: bool = False):
+    """The board's SSH processes stopped from the host, resumed whatever happens."""
+    pids = elk.processes(with_listener=with_listener)
+    assert pids, "no board processes found"
+    elk.signal_processes(pids, signal.SIGSTOP)
+    try:
+        yield pids
+    finally:
+        elk.signal_processes(pids, signal.SIGCONT)

@@ -4,9 +4,7 @@ it is; a malformed known_hosts line is skipped as OpenSSH does."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import signal
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from elkbuild.board.connection import connect
 from elkbuild.errors import BoardUnresponsive
 
+from board_fixtures import frozen
 from deploy.helpers import board_profile, known_hosts_for
 
 BOUND = 3
@@ -22,18 +21,6 @@ BOUND = 3
 @pytest.fixture
 def elk(fresh_emulated_board):
     return fresh_emulated_board
-
-
-@contextlib.contextmanager
-def frozen(elk, *, with_listener: bool = False):
-    """The board's SSH processes stopped from the host, resumed whatever happens."""
-    pids = elk.processes(with_listener=with_listener)
-    assert pids, "no board processes found"
-    elk.signal_processes(pids, signal.SIGSTOP)
-    try:
-        yield pids
-    finally:
-        elk.signal_processes(pids, signal.SIGCONT)
 
 
 def _quick(board):

@@ -6,13 +6,13 @@ deploy succeeds. A board frozen before the connection is a bounded error too."""
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from board_fixtures import frozen
 from cli_helpers import REPO, assert_one_line_error
 from deploy.helpers import cli_env, known_hosts_for, lock_freed_within, make_bundle, \
     staging_exists, sushi_config, verify_current_release
@@ -65,14 +65,10 @@ def test_a_board_frozen_mid_upload_fails_the_deploy_within_the_bound(elk, cli):
     assert first.wait(timeout=120) == 0, first.communicate()
     proc = cli(2, 40_000_000)  # long enough an upload to freeze the board during it
     _wait_for_upload(elk, proc)
-    pids = elk.processes()
-    elk.signal_processes(pids, signal.SIGSTOP)
-    try:
+    with frozen(elk):
         frozen_at = time.monotonic()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - frozen_at
-    finally:
-        elk.signal_processes(pids, signal.SIGCONT)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert_one_line_error(result, "stopped answering during the upload",
                           f"nothing for {IO_TIMEOUT} s", "network or board")
@@ -86,15 +82,11 @@ def test_a_board_frozen_mid_upload_fails_the_deploy_within_the_bound(elk, cli):
 
 
 def test_deploying_to_a_board_frozen_before_connecting_is_a_bounded_error(elk, cli):
-    pids = elk.processes(with_listener=True)
-    elk.signal_processes(pids, signal.SIGSTOP)
-    try:
+    with frozen(elk, with_listener=True):
         proc = cli(4, 1000)
         started = time.monotonic()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - started
-    finally:
-        elk.signal_processes(pids, signal.SIGCONT)
     assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
                           "network or board", f"{IO_TIMEOUT} s")
     assert took < IO_TIMEOUT + 8, took  # the interpreter's start-up included

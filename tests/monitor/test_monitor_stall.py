@@ -5,11 +5,11 @@ nothing came, never a clean "no mode switches"; resumed, it can be monitored aga
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 
+from board_fixtures import frozen
 from cli_helpers import REPO, assert_one_line_error
 from deploy.helpers import cli_env, known_hosts_for
 
@@ -33,14 +33,10 @@ def test_a_board_frozen_mid_monitor_fails_within_the_stall_bound(fresh_emulated_
     proc = _monitor(elk, tmp_path, "--duration", "120")
     first = json.loads(proc.stdout.readline())  # a snapshot came: the loop runs
     assert "threads" in first or first, first
-    pids = elk.processes()
-    elk.signal_processes(pids, signal.SIGSTOP)
-    try:
+    with frozen(elk):
         frozen_at = time.monotonic()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - frozen_at
-    finally:
-        elk.signal_processes(pids, signal.SIGCONT)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
     assert_one_line_error(result, "no snapshot for 2 s", "stopped answering")
     assert took < STALL + 3, took
