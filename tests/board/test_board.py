@@ -201,6 +201,49 @@ def test_remote_lock_is_exclusive_and_cleared_when_its_session_dies(elk, tmp_pat
         run_script(third.executor, shell_assign(L=lock) + 'rm -rf "$L"\n')
 
 
+def test_a_lock_is_adopted_only_while_the_session_that_took_it_lives(elk, tmp_path):
+    """A finaliser adopts its session's lock so it outlives the client; one that only
+    starts after the client died must give up, not act on a lock that may already be
+    someone else's (and that looked free meanwhile)."""
+    board = board_profile(elk, tmp_path)
+    lock, out = "/tmp/elk-adopt-test", "/tmp/elk-adopt-test.out"
+    # a detached finaliser: waits until session $S is gone (when $WAIT), adopts, works 3 s
+    finaliser = board_lock.LOCK_FUNCTIONS + \
+        'if [ -n "$WAIT" ]; then while [ -e "/proc/$S" ]; do sleep 0.1; done; fi; ' \
+        'if elk_lock_adopt "$L"; then echo adopted; else echo gave-up; fi >"$O"; sleep 3'
+
+    def start(wait_for_session_end: bool) -> None:
+        with connect(board) as conn:
+            run_script(conn.executor, board_lock.LOCK_FUNCTIONS + shell_assign(
+                L=lock, O=out, F=finaliser, WAIT="1" if wait_for_session_end else "") +
+                'rm -f "$L" "$O"; elk_lock "$L" test 2026-01-01T00:00:00Z 0 || return 75\n'
+                'elk_session_pid; S=$ELK_SESSION L=$L O=$O WAIT=$WAIT setsid sh -c "$F" '
+                '>/dev/null 2>&1 </dev/null &\n'
+                '[ -n "$WAIT" ] || while [ ! -s "$O" ]; do sleep 0.1; done\n')
+
+    def said() -> str:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = board_sh(elk, 'cat "$1" 2>/dev/null || true', out).strip()
+            if text:
+                return text
+            time.sleep(0.2)
+        return ""
+
+    def held() -> bool:
+        return board_sh(elk, board_lock.LOCK_FUNCTIONS + 'elk_lock_live "$1" && echo held || true',
+                        lock).strip() == "held"
+
+    start(wait_for_session_end=False)
+    assert said() == "adopted"
+    assert held(), "an adopted lock must stay held after its session ended"
+    time.sleep(3.5)
+    assert not held()
+    start(wait_for_session_end=True)
+    assert said() == "gave-up"
+    board_sh(elk, 'sleep 3.5; rm -f "$1" "$2"', lock, out)
+
+
 def test_unreachable_board_is_one_clear_error(tmp_path):
     from elkbuild.config import Board
 

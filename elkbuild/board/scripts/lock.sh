@@ -44,4 +44,16 @@ elk_lock() {  # FILE WHO SINCE WAIT_SECONDS
     sleep 1; elk_waited=$((elk_waited + 1))
   done
 }
+elk_lock_adopt() {  # FILE: keep the lock held past our SSH session (a finaliser
+  # that must finish even if the client dies). Our pid goes in first, then we check
+  # that the session which took the lock is ours and still alive: if it was, the
+  # lock never looked free, so nobody took it over and nobody saw it free. A script
+  # that starts after its client died (reparented, no sshd above it) gives up,
+  # changing nothing: the lock may already be another deploy's.
+  echo "pid=$$" >>"$1" 2>/dev/null || return 1
+  elk_session_pid
+  elk_k=""; elk_first=""
+  IFS='=' read -r elk_k elk_first 2>/dev/null <"$1"
+  [ "$elk_k" = pid ] && [ "$elk_first" = "$ELK_SESSION" ] && elk_pid_alive "$ELK_SESSION"
+}
 elk_unlock() { rm -f "$1"; }

@@ -3,7 +3,7 @@
 # From here on the board finishes the job even if our client dies (no SIGPIPE,
 # no SIGHUP); the finaliser's pid keeps the lock held until it is done.
 trap '' HUP PIPE
-echo "pid=$$" >>"$ROOT/lock"
+elk_lock_adopt "$ROOT/lock" || { echo "reason=the SSH session that took the lock ended before this step began; nothing was changed"; return 1; }
 elk_stage() {
   elk_stage_files || return 1
   mv "$ROOT/releases/$NEW.partial" "$ROOT/releases/$NEW" || { echo "reason=cannot rename the staged release"; return 1; }

@@ -1,7 +1,7 @@
 # Switch back to the newest release older than the current one.
 elk_lock "$ROOT/lock" "$WHO" "$SINCE" "$WAIT" || return 75
 trap '' HUP PIPE
-echo "pid=$$" >>"$ROOT/lock"
+elk_lock_adopt "$ROOT/lock" || { echo "reason=the SSH session that took the lock ended before this step began; nothing was changed"; return 1; }
 elk_current; cur=$ELK_CUR; prev=""
 for elk_r in $(elk_releases); do [ "$elk_r" = "$cur" ] && break; prev=$elk_r; done
 echo "from=$cur"

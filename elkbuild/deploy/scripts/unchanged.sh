@@ -1,6 +1,6 @@
 # Nothing changed: drop the staging folder, start Sushi if it is not running.
 trap '' HUP PIPE
-echo "pid=$$" >>"$ROOT/lock"
+elk_lock_adopt "$ROOT/lock" || { echo "reason=the SSH session that took the lock ended before this step began; nothing was changed"; return 1; }
 rm -rf "$ROOT/releases/$NEW.partial"
 status=0
 if sushi_find; then echo "running=$SUSHI_P"
