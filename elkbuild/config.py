@@ -248,6 +248,52 @@ def _get(tree: Mapping[str, Any], path: str) -> Any:
 MAX_YAML_BYTES = 4 * 1024 * 1024
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 500_000
+MAX_NUMBER_DIGITS = 300
+"""Digits in one number: more than a double holds (~1.8e308) is no setting anyone
+means, and Python refuses to convert integers past 4300 digits anyway."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why a decoded string is not valid Unicode text (a lone surrogate from an
+    escape such as \\ud800), or None: such a string cannot be written as UTF-8,
+    and Sushi's JSON parser refuses it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds an unpaired surrogate (\\u{ord(value[exc.start]):04x}), which is not Unicode text"
+    return None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader whose numbers and strings are checked where they are made, so the
+    error carries the line and column."""
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    digits = sum(ch.isdigit() for ch in node.value)
+    if digits > MAX_NUMBER_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a number of {digits} digits (at most {MAX_NUMBER_DIGITS})",
+            node.start_mark)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _construct_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    value = yaml.SafeLoader.construct_yaml_str(loader, node)
+    problem = text_problem(value)
+    if problem is not None:
+        raise yaml.constructor.ConstructorError(None, None, f"a string that {problem}",
+                                                node.start_mark)
+    return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+
+
+def load_yaml_value(text: str) -> Any:
+    """One YAML document with the strict loader (no limits on size: for short texts)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _yaml_problem(text: str) -> tuple[str, str] | None:
@@ -302,7 +348,7 @@ def parse_yaml(text: str, where: str | Path) -> Any:
         if problem is not None:
             raise ConfigError(f"{where}{problem[0]}", "", MISSING, problem[1],
                               "flatten the structure")
-        data = yaml.safe_load(text)
+        data = load_yaml_value(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else str(where)
@@ -357,7 +403,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
         if path.split(".")[0] not in SCHEMA:
             continue  # another tool's variable, or a setting that is not a config path
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = load_yaml_value(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
         if not isinstance(value, (bool, int)):

@@ -32,10 +32,16 @@ class UsageError(ElkbuildError):
     exit_code = 2
 
 
+SHOWN_CHARACTERS = 80
+"""A value quoted in a message is cut to this length: the line stays one line a
+person can read, even for a 5000-digit number or a pasted file."""
+
+
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return repr(value) if value is not None else "nothing"
+    text = repr(value) if value is not None else "nothing"
+    if len(text) > SHOWN_CHARACTERS:
+        return f"{text[:SHOWN_CHARACTERS - 20]}… ({len(text)} characters)"
+    return text
 
 
 class ConfigError(ElkbuildError):

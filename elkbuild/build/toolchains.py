@@ -513,7 +513,12 @@ def get_toolchain(name: str, cfg: Any = None) -> Toolchain:
     try:
         toolchain = TOOLCHAINS[name]
     except KeyError:
-        raise UsageError(f"unknown toolchain {name!r}; known: {', '.join(sorted(TOOLCHAINS))}",
+        known = f"known: {', '.join(sorted(TOOLCHAINS))}"
+        if cfg is not None and getattr(cfg, "get", None) and cfg.get("toolchain") == name:
+            # the configured one: name the file (or variable) that set it
+            raise ConfigError(cfg.origin("toolchain"), "toolchain", name, known,
+                              "set toolchain: to a known one, or pass --toolchain NAME") from None
+        raise UsageError(f"unknown toolchain {name!r}; {known}",
                          "pick one of the known toolchains (--toolchain NAME)") from None
     if cfg is not None:
         toolchain = replace(toolchain, cache_dir=Path(cfg.cache_dir))

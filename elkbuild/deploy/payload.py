@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 from elkbuild.bundle.layout import BundleLayout
 from elkbuild.digests import sha256_file
 from elkbuild.errors import UsageError
+from elkbuild.sushi.check import parse_json
 from elkbuild.sushi.service import plugins_in_config
 
 MANIFEST = "manifest.json"
@@ -205,11 +206,7 @@ def add_sushi_config(payload: Payload, name: str, data: bytes, source: str) -> N
     name = check_name(name, f"Sushi config {source}")
     if not name.endswith(".json"):
         name += ".json"
-    try:
-        json.loads(data)
-    except ValueError as exc:
-        raise UsageError(f"{source}: not valid JSON: {exc}",
-                         "fix the file, or render it from a rig") from None
+    parse_json(data, source)  # as Sushi would read it, before the board is touched
     rel = f"config_files/{name}"
     payload.files[rel] = PayloadFile(rel, hashlib.sha256(data).hexdigest(), len(data), 0o644,
                                      data=data)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
+from elkbuild.config import MAX_NUMBER_DIGITS, MAX_YAML_BYTES, MAX_YAML_DEPTH, text_problem
 from elkbuild.errors import ElkbuildError
 from elkbuild.sushi.versions import INTERNAL_PLUGINS, ONLY_1X_KEYS, SCHEMA_OF_SECTION, SECTIONS, VERSIONS
 
@@ -473,26 +476,105 @@ def _first_key_wins(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict
     return out
 
 
-def load_json(path: Path) -> tuple[Any, list[str]]:
-    """Parse a Sushi JSON file: (document, warnings). InvalidJson names file:line:col."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidJson(f"{path}: no such file", "give the path of a Sushi JSON file") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidJson(f"{path}: is not UTF-8 text (byte {exc.start})",
-                          "save the file as UTF-8") from None
-    except OSError as exc:
-        raise InvalidJson(f"{path}: cannot be read: {exc.strerror}") from None
+def _bracket_depth_problem(text: str) -> str | None:
+    """Nesting past the limit, found by a linear scan (json.loads would recurse into
+    a RecursionError first): brackets inside strings do not count."""
+    depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub('""', text)):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_YAML_DEPTH:
+            return f"nests deeper than {MAX_YAML_DEPTH} levels"
+    return None
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+class _NotSushiJson(ValueError):
+    """Valid for Python's json module, refused by Sushi's parser (rapidjson)."""
+
+
+def _number(text: str) -> int | float:
+    if sum(ch.isdigit() for ch in text) > MAX_NUMBER_DIGITS:
+        raise _NotSushiJson(f"a number of {len(text)} characters is too big for Sushi")
+    value = float(text) if any(ch in text for ch in ".eE") else int(text)
+    if isinstance(value, float) and math.isinf(value):
+        raise _NotSushiJson(f"the number {text} is too big for Sushi (past a double's range)")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotSushiJson(f"{name} is not a JSON number (Sushi's parser refuses it)")
+
+
+def _text_problems(doc: Any) -> str | None:
+    """The first string (key or value) that is not Unicode text, named by its path."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), doc)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                problem = text_problem(key)
+                if problem is not None:
+                    return f"a key in {json_path(where)} {problem}"
+                stack.append(((*where, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*where, i), value) for i, value in enumerate(node))
+        elif isinstance(node, str):
+            problem = text_problem(node)
+            if problem is not None:
+                return f"{json_path(where)} {problem}"
+    return None
+
+
+def parse_json(data: str | bytes, where: str | Path) -> tuple[Any, list[str]]:
+    """Parse a Sushi JSON document as Sushi would: (document, warnings).
+
+    Refused with InvalidJson naming `where` (and line:col for syntax): text that is
+    not UTF-8, larger than 4 MiB or nested past 64 levels, numbers a double cannot
+    hold, NaN/Infinity, and strings with unpaired surrogate escapes.
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJson(f"{where}: is not UTF-8 text (byte {exc.start})",
+                              "save the file as UTF-8") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise InvalidJson(f"{where}: is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB",
+                          "a Sushi config is a few kilobytes: is this the right file?")
+    problem = _bracket_depth_problem(data)
+    if problem is not None:
+        raise InvalidJson(f"{where}: {problem}", "flatten the structure")
     duplicates: list[str] = []
     try:
-        doc = json.loads(text, object_pairs_hook=lambda p: _first_key_wins(p, duplicates))
+        doc = json.loads(data, object_pairs_hook=lambda p: _first_key_wins(p, duplicates),
+                         parse_int=_number, parse_float=_number, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidJson(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
+        raise InvalidJson(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
                           "fix the JSON syntax at that position") from None
+    except _NotSushiJson as exc:
+        raise InvalidJson(f"{where}: {exc}", "write a value Sushi can read") from None
+    problem = _text_problems(doc)
+    if problem is not None:
+        raise InvalidJson(f"{where}: {problem}", "remove the \\uD800-\\uDFFF escape") from None
     warnings = [f"key {json.dumps(k)} appears twice in one object; Sushi uses the first"
                 for k in dict.fromkeys(duplicates)]
     return doc, warnings
+
+
+def load_json(path: Path) -> tuple[Any, list[str]]:
+    """Parse a Sushi JSON file: (document, warnings). InvalidJson names file:line:col."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidJson(f"{path}: no such file", "give the path of a Sushi JSON file") from None
+    except IsADirectoryError:
+        raise InvalidJson(f"{path}: is a folder", "give the path of a Sushi JSON file") from None
+    except OSError as exc:
+        raise InvalidJson(f"{path}: cannot be read: {exc.strerror}") from None
+    return parse_json(data, path)
 
 
 @dataclass

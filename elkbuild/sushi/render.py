@@ -195,6 +195,9 @@ def find_rigs(cfg: ConfigLike, names: Sequence[str]) -> list[Path]:
     for name in names:
         candidates = [Path(name), cfg.root / name] + [folder / f"{name}{s}" for s in RIG_SUFFIXES]
         match = next((c for c in candidates if c.is_file()), None)
+        if match is None and Path(name).is_dir():
+            raise UsageError(f"{name} is a folder, not a rig file",
+                             "give a rig's .yaml file, or its name in sushi-configs/")
         if match is None:
             known = ", ".join(p.stem for p in sorted(folder.glob("*"))
                               if p.suffix in RIG_SUFFIXES) or "none"

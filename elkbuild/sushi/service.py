@@ -14,7 +14,6 @@ variables it needs.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from elkbuild.board.connection import BoardConnection
 from elkbuild.board.remote_scripts import COMMON_FUNCTIONS, run_script, script_text, shell_assign
 from elkbuild.errors import BoardError, UsageError
+from elkbuild.sushi.check import InvalidJson, parse_json
 
 if TYPE_CHECKING:
     from elkbuild.config import Board, Config
@@ -208,8 +208,8 @@ def logs(conn: BoardConnection, settings: SushiSettings, lines: int = 100,
 def plugins_in_config(config_text: str | bytes) -> list[str]:
     """Bundle names (X.vst3) of the VST3 plugins a Sushi config loads."""
     try:
-        data = json.loads(config_text)
-    except (ValueError, TypeError):
+        data, _warnings = parse_json(config_text, "the Sushi config")
+    except InvalidJson:
         return []
     found: list[str] = []
 

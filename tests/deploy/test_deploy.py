@@ -22,6 +22,7 @@ import pytest
 from elkbuild.board.connection import connect
 from elkbuild.deploy import deployer, payload as dep, plan, release
 from elkbuild.errors import BoardError, UsageError
+from elkbuild.sushi.check import InvalidJson
 from elkbuild.sushi.service import settings_for
 
 from cli_helpers import REPO, assert_one_line_error, run_task
@@ -57,9 +58,9 @@ def test_bundle_checks_name_the_fix(tmp_path):
     with pytest.raises(UsageError) as not_bundle:
         dep.collect_payload([tmp_path])
     assert "not a .vst3 bundle" in not_bundle.value.one_line()
-    with pytest.raises(UsageError) as bad_json:
+    with pytest.raises(InvalidJson) as bad_json:  # the file's fault (exit 1), not the command line's
         dep.collect_payload([], ("rig.json", b"{not json", "rig.json"))
-    assert "rig.json: not valid JSON" in bad_json.value.one_line()
+    assert "rig.json:1:2: invalid JSON" in bad_json.value.one_line()
     with pytest.raises(UsageError):
         dep.collect_payload([])
 
