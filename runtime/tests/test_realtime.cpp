@@ -2,6 +2,7 @@
 // program is counted while the calling thread is being watched.
 #include "fake_engine.h"
 #include "test_support.h"
+#include "elkrt/log_mel.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -70,4 +71,28 @@ ELKRT_TEST (process_allocates_nothing)
             CHECK_EQ (watchedAllocations.load(), 0L);
             CHECK (model->stats().framesRun > 0);
         }
+}
+
+ELKRT_TEST (log_mel_push_allocates_nothing)
+{
+    LogMelSettings settings;
+    settings.sampleRate = 48000.0;
+    settings.fftSize = 1024;
+    settings.hop = 256;
+    settings.melBands = 64;
+    LogMelFrontEnd frontEnd (settings); // allocates here, before audio starts
+    const auto signal = testSignal (48000, 7);
+    std::vector<float> frames (8 * 64);
+    int framesMade = 0;
+    watchedAllocations = 0;
+    for (std::size_t start = 0; start + 100 <= signal.size(); start += 100)
+    {
+        int consumed = 0;
+        watching = true;
+        framesMade += frontEnd.push (signal.data() + start, 100, frames.data(), 8, consumed);
+        watching = false;
+        CHECK_EQ (consumed, 100);
+    }
+    CHECK_EQ (watchedAllocations.load(), 0L);
+    CHECK_EQ (framesMade, 1 + (48000 - 1024) / 256);
 }

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from elkbuild.executor import LocalExecutor
 from elkbuild.locks import locked
 
@@ -91,3 +93,21 @@ def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def onnx_runtime_build() -> RuntimeBuild:
+    """The onnx configuration of runtime/ (ctest cases, elkrt_stream, elkrt_features),
+    built or found up to date; a missing compiler or engine fails in CI."""
+    from conftest import require_real_part
+    from elkbuild.config import load_config
+    from elkbuild.errors import ElkbuildError
+
+    require_real_part(shutil.which("cmake") is not None and shutil.which("c++") is not None,
+                      "cmake and a host C++ compiler", "apt-get install cmake g++ ninja-build")
+    try:
+        build = build_runtime(load_config(REPO).cache_dir)
+    except ElkbuildError as error:
+        require_real_part(False, "ONNX Runtime (library and headers)", str(error))
+    print(f"runtime build: {build.seconds:.1f} s ({'configured and built' if build.configured else 'up to date'})")
+    return build

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_real_part
+from runtime_build import onnx_runtime_build as runtime_build  # noqa: F401 (a fixture)
 
-from elkbuild.config import load_config
-from elkbuild.errors import ElkbuildError
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = Path(__file__).resolve().parent / "models"
@@ -25,20 +23,6 @@ SAMPLE_RATE = 48000
 SIGNAL_SAMPLES = 48000    # a multiple of 64, 100 and 128: every host block is full
 TOLERANCE = 1e-5
 MIN_CTEST_CASES = 32
-
-
-@pytest.fixture(scope="module")
-def runtime_build():
-    require_real_part(shutil.which("cmake") is not None and shutil.which("c++") is not None,
-                      "cmake and a host C++ compiler", "apt-get install cmake g++ ninja-build")
-    from runtime_build import build_runtime
-
-    try:
-        build = build_runtime(load_config(REPO).cache_dir)
-    except ElkbuildError as error:
-        require_real_part(False, "ONNX Runtime (library and headers)", str(error))
-    print(f"runtime build: {build.seconds:.1f} s ({'configured and built' if build.configured else 'up to date'})")
-    return build
 
 
 def test_ctest_passes(runtime_build):
