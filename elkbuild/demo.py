@@ -19,6 +19,7 @@ demo takes seconds. `rigs_only` stops after stage 1.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -169,17 +170,23 @@ def model_reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
     return np.concatenate(frames)[:audio.size]
 
 
-def _delayed_difference(out: np.ndarray, expected: np.ndarray, frame: int) -> float:
-    """Max |out - expected delayed by the plugin's latency|. The plugin streams through
-    elkrt and reports a latency of frame - 1 (frames over host blocks of any size) plus
-    whole 64-sample blocks of inference time, measured on the board; the delay is the
-    one of that form at which the output matches (silence before it)."""
-    def difference(latency: int) -> float:
-        shifted = np.zeros_like(expected)
-        shifted[latency:] = expected[:expected.size - latency]
-        return float(np.max(np.abs(out - shifted)))
+def reported_latency(sushi_output: str) -> int | None:
+    """The latency the plugins reported, summed over the chain, from the result line
+    the board's offline run prints (elkbuild's VST3 host behind Sushi's -o)."""
+    for line in sushi_output.splitlines():
+        if line.startswith('{"plugins"'):
+            try:
+                return sum(int(p["latency_samples"]) for p in json.loads(line)["plugins"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
-    return min(difference(latency) for latency in range(frame - 1, expected.size // 2, 64))
+
+def delayed_difference(out: np.ndarray, expected: np.ndarray, latency: int) -> float:
+    """Max |out - expected delayed by `latency`| (silence before it)."""
+    shifted = np.zeros_like(expected)
+    shifted[latency:] = expected[:expected.size - latency]
+    return float(np.max(np.abs(out - shifted)))
 
 
 def _wav_bytes(audio: np.ndarray) -> bytes:
@@ -218,12 +225,19 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
     out = _wav_samples(board.path("/udata/elkbuild-demo/out.wav").read_bytes())
     frame = int(read_model(project.model).inputs[0].fixed_shape[-1])
     expected = model_reference(project.model, audio, frame)
-    error = _delayed_difference(out, expected, frame) if out.size == audio.size else float("inf")
+    latency = reported_latency(done.stdout)
+    if latency is None or not 0 <= latency < audio.size // 2:
+        raise BuildError(f"demo: the board's offline run reported no usable plugin latency "
+                         f"({latency}): its output cannot be lined up with the model's",
+                         "the plugin must report its latency (getLatencySamples) before processing")
+    error = delayed_difference(out, expected, latency) if out.size == audio.size else float("inf")
     if not error < MATCH_TOLERANCE:
-        raise BuildError(f"demo: the board's output differs from the model's by {error:.3g}",
+        raise BuildError(f"demo: the board's output differs from the model's delayed by the "
+                         f"{latency} samples the plugin reports, by {error:.3g}",
                          "the deployed plugin does not compute what the model does")
     step("processed", f"{TEST_FRAMES} samples through {EXAMPLE_PLUGIN} on the board (Sushi "
                       f"offline mode, aarch64 under qemu): max difference from the model "
+                      f"delayed by the {latency} samples the plugin reports: "
                       f"{error:.1e}; the model changed the signal by up to "
                       f"{float(np.max(np.abs(out - audio))):.2f}")
 
