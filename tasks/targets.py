@@ -228,7 +228,8 @@ def report_deploys(group, as_json: bool, extra: dict | None = None,
             Reporter().table(SUMMARY_COLUMNS, summary_rows(group), title="deploy")
         for r in results:
             if r.ok:
-                print(f"{r.host}: {r.files_sent} files, {r.bytes_sent} bytes sent; {r.message}")
+                gate = f"; {r.abi_gate}" if r.abi_gate else ""
+                print(f"{r.host}: {r.files_sent} files, {r.bytes_sent} bytes sent; {r.message}{gate}")
     if not failed:
         return
     if len(results) == 1:
