@@ -24,6 +24,10 @@ def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
                               int(port) if port else None, user or None, os_version or None)
     if host:
         return target, ("--os-version" if os_version else None)
+    if target.name not in cfg.boards:
+        from elkbuild.emulated_board.target import OS_SOURCE
+
+        return target, OS_SOURCE
     return target, f"boards.{target.name}.os_version"
 
 
