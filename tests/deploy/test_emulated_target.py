@@ -84,3 +84,16 @@ def test_an_emulated_board_that_is_not_running_says_how_to_start_it(elk, tmp_pat
                                  f"invoke board-up --name {stopped}", "invoke demo")
     assert "cannot reach" not in line
     assert not (Path(elk.cache_dir) / "board" / "instances" / stopped).exists()
+
+
+def test_the_board_named_emulated_is_the_default_instance(tmp_path):
+    """In a cache with no board at all, `--board emulated` means the instance
+    `board-up` (and the demo) start by default, and says how to start it."""
+    (tmp_path / "elkbuild.yaml").write_text("project: {name: t}\n")
+    env = {"ELKBUILD_CACHE": str(tmp_path / "cache")}
+    for task in (("deploy", "--board", "emulated", "--rig", "neural-mono"),
+                 ("monitor", "--board", "emulated", "--duration", "1")):
+        assert_one_line_error(run_task(*task, project=tmp_path, env=env),
+                              "board 'emulated': the emulated board 'default' is not running",
+                              "start it with `invoke board-up` (or `invoke demo`)")
+    assert not (tmp_path / "cache" / "board").exists()  # looking started nothing
