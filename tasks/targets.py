@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 BOARD_HELP = {
     "host": "board host name or address (repeatable: deploys in parallel)",
-    "board": "a board named in elkbuild.yaml (repeatable)",
+    "board": "a board named in elkbuild.yaml, or `emulated` (emulated:NAME) for the "
+             "emulated board (repeatable)",
     "all": "every board in the configuration",
     "port": "SSH port for --host (default 22)",
     "user": "login user for --host (default mind)",

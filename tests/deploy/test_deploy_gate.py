@@ -75,6 +75,13 @@ def test_a_bundle_too_new_for_the_board_is_refused_and_nothing_is_sent(elk, tmp_
             assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
             assert verify_current_release(elk) == release and _sushi_pid(elk) == pid
 
+        # the escape hatch says so, and then would send the bundle
+        unchecked = _deploy(project, too_new, config, "old", extra=("--dry-run", "--no-abi-check"))
+        assert unchecked.returncode == 0, unchecked.stderr
+        assert "ABI gate skipped (--no-abi-check)" in unchecked.stderr
+        assert "would send" in unchecked.stderr and "Gain.so" in unchecked.stderr
+        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
+
         # a bundle for the wrong architecture is a misfit on any board
         x86 = make_bundle(src / "x86", "Gain", size=30_000, machine=X86_64)
         assert_one_line_error(_deploy(project, x86, config, "new"), "cannot run on board new",
