@@ -466,7 +466,8 @@ class Config:
         if name not in boards:
             known = ", ".join(sorted(boards)) or "none configured"
             raise UsageError(f"no board named {name!r} in the configuration (known: {known})",
-                             f"add boards.{name} to {PROJECT_FILE} or use --host")
+                             f"add boards.{name} to {PROJECT_FILE} or use --host "
+                             f"(--board emulated names the emulated board)")
         return boards[name]
 
     def board_for_host(self, host: str, port: int | None = None, user: str | None = None,
@@ -490,6 +491,10 @@ class Config:
                 except ValueError as exc:
                     raise UsageError(f"--{key.replace('_', '-')} {entry[key]!r}: {exc}") from None
         return self._board(host, entry)
+
+    def board_from_defaults(self, name: str, entry: Mapping[str, Any]) -> Board:
+        """A board that is not configured (the emulated one): `entry` on board_defaults."""
+        return self._board(name, entry)
 
     def _board(self, name: str, entry: Mapping[str, Any]) -> Board:
         merged = {**self.data["board_defaults"], **entry}

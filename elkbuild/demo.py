@@ -69,7 +69,7 @@ def run_demo(cfg: Config, say: Say, host: Executor,
         return steps
     bundle = build_example(cfg, step, host, options)
     board = start_board(cfg, step, host, options)
-    target = board_target(board)
+    target = board_target(cfg, board)
     deploy_example(cfg, step, target, bundle, options)
     check_offline(cfg, step, board)
     watch(step, target, options)
@@ -123,13 +123,11 @@ def start_board(cfg: Config, step: Callable[[str, str], None], host: Executor,
     return board
 
 
-def board_target(board: Any) -> Board:
-    """The emulated board as deploy and monitor see a configured board."""
-    known_hosts = board.instance_dir / "known_hosts"
-    known_hosts.write_text(board.host_key_line + "\n")
-    return Board(name=f"emulated:{board.name}", host=board.host, port=int(board.port),
-                 user=board.user, os_version=board.os_version, known_hosts=known_hosts,
-                 identity_file=Path(board.client_key))
+def board_target(cfg: Config, board: Any) -> Board:
+    """The emulated board as deploy and monitor see it: `--board emulated` does the same."""
+    from elkbuild.emulated_board.target import emulated_target
+
+    return emulated_target(cfg, board)
 
 
 def deploy_example(cfg: Config, step: Callable[[str, str], None], target: Board, bundle: Path,
@@ -244,6 +242,7 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
 
 def watch(step: Callable[[str, str], None], target: Board, options: DemoOptions) -> None:
     from elkbuild.board.connection import connect
+    from elkbuild.emulated_board.target import OS_SOURCE
     from elkbuild.monitor import session as monitor
     from elkbuild.monitor.presenter import JsonPresenter, TablePresenter
     from elkbuild.reporting import emit_json
@@ -253,6 +252,6 @@ def watch(step: Callable[[str, str], None], target: Board, options: DemoOptions)
                                       fail_on_switch=False)
     with connect(target) as conn:
         summary = monitor.monitor_board(conn, settings, presenter, expected_os=target.os_version,
-                                        config_key="the emulated board's profile")
+                                        config_key=OS_SOURCE)
     step("monitored", f"{options.monitor_seconds:g} s of real-time threads on {target.address}: "
                       f"{summary.message()}")

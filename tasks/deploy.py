@@ -22,9 +22,13 @@ _RUN_HELP = {**_JSON_HELP,
     "no_progress": "no progress bars",
     "verify": "check every file of the board's current release by SHA-256 (not only size "
               "and mtime); files changed there are sent again",
-    "dry_run": "print each remote script and transfer that would happen; change nothing"})
+    "dry_run": "print the ABI gate's verdict and each remote script and transfer that "
+               "would happen; change nothing",
+    "abi_check": "--no-abi-check: send bundles without checking them against the board's "
+                 "profile (glibc, libstdc++, architecture, libraries); a misfit may then "
+                 "fail to load on the board"})
 def deploy(c, targets, plugin=None, model=None, config="", rig="", json=False,
-           no_progress=False, verify=False, dry_run=False):
+           no_progress=False, verify=False, dry_run=False, abi_check=True):
     """Send plugins and a Sushi config to the board(s): incremental, atomic, health-checked."""
     import sys
 
@@ -37,7 +41,7 @@ def deploy(c, targets, plugin=None, model=None, config="", rig="", json=False,
     group = deploy_many(targets.boards, payload, targets.settings_of(),
                         options=targets.connect_options(dry_run=dry_run),
                         show_progress=not (json or no_progress) and sys.stderr.isatty(),
-                        verify=bool(verify))
+                        verify=bool(verify), abi_check=bool(abi_check))
     results = list(group)
     report_deploys(group, json, extra={"files_sent": sum(r.files_sent for r in results),
                                        "bytes_sent": sum(r.bytes_sent for r in results)},

@@ -24,12 +24,16 @@ def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
                               int(port) if port else None, user or None, os_version or None)
     if host:
         return target, ("--os-version" if os_version else None)
+    if target.name not in cfg.boards:
+        from elkbuild.emulated_board.target import OS_SOURCE
+
+        return target, OS_SOURCE
     return target, f"boards.{target.name}.os_version"
 
 
 _MONITOR_BOARD_HELP = {
     "host": "board address",
-    "board": "a board from elkbuild.yaml",
+    "board": "a board from elkbuild.yaml, or `emulated` (emulated:NAME) for the emulated board",
     "port": "SSH port for --host (default 22), or instead of the --board's",
     "user": "login user for --host (default mind), or instead of the --board's",
     "os_version": "Elk Audio OS line of the board: 0.11 or 1.x (checked against the board)",
@@ -48,7 +52,8 @@ def _monitor_connect(target, password: bool, trust_host_key: bool):
 
 @elk_task(help={**_MONITOR_BOARD_HELP,
                 "host": "board address (an ad-hoc board; its OS version is detected)",
-                "board": "a board from elkbuild.yaml (its os_version is checked)",
+                "board": "a board from elkbuild.yaml (its os_version is checked), or "
+                         "`emulated` (emulated:NAME) for the emulated board",
                 "interval": "seconds between snapshots (default 0.5)",
                 "duration": "stop after this many seconds (default: until Ctrl-C)",
                 "stall": "fail when the board sends no snapshot for this many seconds "

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 BOARD_HELP = {
     "host": "board host name or address (repeatable: deploys in parallel)",
-    "board": "a board named in elkbuild.yaml (repeatable)",
+    "board": "a board named in elkbuild.yaml, or `emulated` (emulated:NAME) for the "
+             "emulated board (repeatable)",
     "all": "every board in the configuration",
     "port": "SSH port for --host (default 22)",
     "user": "login user for --host (default mind)",
@@ -228,7 +229,8 @@ def report_deploys(group, as_json: bool, extra: dict | None = None,
             Reporter().table(SUMMARY_COLUMNS, summary_rows(group), title="deploy")
         for r in results:
             if r.ok:
-                print(f"{r.host}: {r.files_sent} files, {r.bytes_sent} bytes sent; {r.message}")
+                gate = f"; {r.abi_gate}" if r.abi_gate else ""
+                print(f"{r.host}: {r.files_sent} files, {r.bytes_sent} bytes sent; {r.message}{gate}")
     if not failed:
         return
     if len(results) == 1:

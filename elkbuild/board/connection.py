@@ -62,6 +62,17 @@ class BoardConnection:
         self.close()
 
 
+class AuthenticationFailed(BoardError):
+    """The board answered but would not log us in: a key or password matter, not the
+    network's and not the host key's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (authentication failed)",
+                         "install your key on the board once with `invoke ssh-setup`, log in "
+                         "with the board password (--password or ELKBUILD_BOARD_PASSWORD), or "
+                         "set identity_file for the board in elkbuild.yaml")
+
+
 def connect(board: Board, *, trust_host_key: bool = False, password: str | None = None,
             dry_run: bool = False) -> BoardConnection:
     """Open an SSH connection to `board`, checking its host key first.
@@ -108,11 +119,9 @@ def connect(board: Board, *, trust_host_key: bool = False, password: str | None 
             raise BoardUnresponsive(
                 f"{board.address}: the board stopped answering while logging in "
                 f"(network or board)", "check the board's power and network") from None
-        how = "password" if password else "SSH key"
-        raise BoardError(
-            f"{board.address} refused our {how}",
-            "install your key on the board once with `invoke ssh-setup`, or log in with "
-            "the board password (ELKBUILD_BOARD_PASSWORD)") from None
+        how = "password" if password else (f"SSH key {board.identity_file}"
+                                            if board.identity_file else "SSH keys")
+        raise AuthenticationFailed(f"{board.address} refused our {how}") from None
     except (socket.timeout, TimeoutError):
         client.close()
         raise BoardUnresponsive(f"{board.address}: no answer within {bound:.0f} s "
@@ -122,6 +131,9 @@ def connect(board: Board, *, trust_host_key: bool = False, password: str | None 
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if "authentication methods" in reason.lower():  # paramiko: no key, agent or password
+            raise AuthenticationFailed(f"{board.address}: we have no SSH key or password "
+                                       f"to log in with") from None
         if "banner" in reason.lower() or "timeout" in reason.lower() \
                 or "no existing session" in reason.lower():
             raise BoardUnresponsive(

@@ -30,7 +30,9 @@ def select_boards(cfg: Config, hosts: Sequence[str] = (), names: Sequence[str] =
         if not chosen:
             raise NoBoardChosen("all boards: no boards are configured",
                                 "add a boards: section to elkbuild.yaml", "none-configured")
-    chosen.extend(cfg.board(name) for name in names)
+    # --port/--user/--os-version describe --host when one is given
+    flags = {} if hosts else {"port": port, "user": user, "os_version": os_version}
+    chosen.extend(named_board(cfg, name, **flags) for name in names)
     chosen.extend(cfg.board_for_host(host, port=port, user=user, os_version_=os_version)
                   for host in hosts)
     if not chosen:
@@ -43,6 +45,19 @@ def select_boards(cfg: Config, hosts: Sequence[str] = (), names: Sequence[str] =
     for board in chosen:
         unique.setdefault((board.host, board.port), board)
     return list(unique.values())
+
+
+def named_board(cfg: Config, name: str, **flags: object) -> Board:
+    """A board from the configuration or, for a name it does not hold, the emulated
+    board that name means (`emulated`, `emulated:NAME`, an instance's NAME)."""
+    from elkbuild.emulated_board.target import emulated_target, instance_of
+
+    if name in cfg.boards:
+        return cfg.board(name)
+    instance = instance_of(name, cfg.cache_dir)
+    if instance is None:
+        return cfg.board(name)  # its "no board named" error
+    return emulated_target(cfg, instance, **flags)
 
 
 def only_board(boards: Sequence[Board]) -> Board:

@@ -125,3 +125,13 @@ def get_board_profile(name: str, path: Path = BOARD_PROFILES_FILE) -> BoardProfi
     except KeyError:
         raise UsageError(f"unknown board profile {name!r} in {path}; known: {', '.join(sorted(profiles))}",
                          "pick one of the known profiles or add it to that file") from None
+
+
+def profile_for_os(os_version: str, path: Path = BOARD_PROFILES_FILE) -> BoardProfile:
+    """The profile of the Elk Audio OS line `os_version` ("0.11" or "1.x"): what a board
+    of that line gives a plugin, so what a bundle deployed there must fit."""
+    for profile in load_board_profiles(path).values():
+        if profile.os_version == os_version:
+            return profile
+    raise ConfigError(path, "", MISSING, f"has no profile with os_version {os_version!r}",
+                      f"add one (os_version: {os_version!r}) to {path.name}")

@@ -22,10 +22,12 @@ from elkbuild.board.interrupts import shielded
 from elkbuild.board.ssh_executor import CONNECTION_LOST
 from elkbuild.deploy import release
 from elkbuild.deploy.drift import drifted_files
+from elkbuild.deploy.gate import require_fit
 from elkbuild.deploy.payload import Payload, inherit
 from elkbuild.deploy.plan import plan_release, release_name
 from elkbuild.deploy.staging import ProgressSink, fetch_inherited_config, read_manifest, stage
 from elkbuild.errors import BoardError, BoardUnresponsive, ElkbuildError
+from elkbuild.reporting import LOG
 from elkbuild.sushi.service import SushiSettings
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class DeployResult:
     seconds: float = 0.0
     rolled_back: bool = False
     repaired: list[str] | None = None
+    abi_gate: str = ""          # the gate's verdict for this board's bundles
     message: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -61,16 +64,23 @@ class DeployResult:
 def deploy_to_board(board: Board, payload: Payload, settings: SushiSettings, *,
                     trust_host_key: bool = False, password: str | None = None,
                     progress: ProgressSink | None = None, lock_wait: int = 10,
-                    dry_run: bool = False, verify: bool = False) -> DeployResult:
+                    dry_run: bool = False, verify: bool = False,
+                    abi_check: bool = True) -> DeployResult:
     """Deploy one payload to one board; raises ElkbuildError when it cannot.
 
-    With `dry_run`, the board is only read (its manifest): every script and
-    transfer that would change it is logged instead. With `verify`, the current
-    release is checked by SHA-256, not only by size and mtime.
+    Every bundle must first fit the board's profile (BundleMisfit otherwise, before
+    any connection). With `dry_run`, the board is only read (its manifest): every
+    script and transfer that would change it is logged instead. With `verify`, the
+    current release is checked by SHA-256, not only by size and mtime.
     """
+    verdict = require_fit(board, payload) if abi_check else "ABI gate skipped (--no-abi-check)"
+    if dry_run and verdict:
+        LOG.step(f"[{board.name}] {verdict}")
     options = ConnectOptions(trust_host_key=trust_host_key, password=password, dry_run=dry_run)
     with options.open(board) as conn:
-        return _deploy(conn.executor, board, payload, settings, progress, lock_wait, verify)
+        result = _deploy(conn.executor, board, payload, settings, progress, lock_wait, verify)
+    result.abi_gate = verdict if payload.bundle_sources else ""
+    return result
 
 
 def _drift(executor, board: Board, current: dict[str, Any] | None,

@@ -24,15 +24,16 @@ SettingsOf = Callable[["Board"], SushiSettings]
 def deploy_many(boards: Sequence[Board], payload: Payload, settings_of: SettingsOf, *,
                 options: ConnectOptions = ConnectOptions(), show_progress: bool = True,
                 lock_wait: int = 10, reporter: Reporter | None = None,
-                verify: bool = False) -> GroupResult[DeployResult]:
+                verify: bool = False, abi_check: bool = True) -> GroupResult[DeployResult]:
     """Deploy to several boards in parallel, one progress line per board (a dry run
-    when `options.dry_run`)."""
+    when `options.dry_run`). Each board's bundles pass the ABI gate for that board's
+    OS line first: a board they do not fit fails, untouched; the others go on."""
 
     def one(board: Board, line: BoardProgress) -> DeployResult:
         return deploy_to_board(board, payload, settings_of(board),
                                trust_host_key=options.trust_host_key, password=options.password,
                                progress=line.advance, lock_wait=lock_wait,
-                               dry_run=options.dry_run, verify=verify)
+                               dry_run=options.dry_run, verify=verify, abi_check=abi_check)
 
     group = on_boards(boards, one, reporter=reporter or Reporter(), show_progress=show_progress,
                       bytes_done=lambda r: r.bytes_sent)

@@ -51,6 +51,8 @@ class Payload:
     files: dict[str, PayloadFile] = field(default_factory=dict)
     sushi_config: str | None = None      # file name under config_files/
     plugins: list[str] = field(default_factory=list)   # bundle directory names
+    bundle_sources: dict[str, Path] = field(default_factory=dict)
+    """The local folder of each bundle sent (name -> path): what the ABI gate reads."""
 
     def entries(self) -> dict[str, dict[str, Any]]:
         return {rel: {"sha256": f.sha256, "size": f.size, "mode": f"{f.mode:04o}"}
@@ -128,6 +130,7 @@ def add_bundle(payload: Payload, bundle: Path, what: str | None = None) -> None:
         raise UsageError(f"{what}: a bundle named {name!r} is already in this deploy",
                          "give each plugin once")
     payload.plugins.append(name)
+    payload.bundle_sources[name] = bundle
     for rel_parts, path in bundle_files(bundle, what):
         rel = PurePosixPath("plugins", name, *rel_parts)
         _add_file(payload, str(rel), path)

@@ -117,9 +117,30 @@ def test_password_only_when_given(elk, tmp_path):
         identity_file=Path(_make_key(tmp_path)))  # a key the board does not know
     with pytest.raises(BoardError) as refused:
         connect(no_key)
-    assert "refused our SSH key" in refused.value.one_line()
+    _assert_auth_hint(refused.value.one_line(), "refused our SSH key")
     with connect(no_key, password=elk.password) as conn:
         assert conn.executor.run(["id", "-un"]).stdout.strip() == elk.user
+
+
+def _assert_auth_hint(text: str, what: str) -> None:
+    """An authentication failure says so and how to fix it, not "check the network"."""
+    assert what in text and "(authentication failed)" in text, text
+    for fix in ("invoke ssh-setup", "--password", "identity_file"):
+        assert fix in text, (fix, text)
+    assert "check the host name" not in text, text
+
+
+def test_no_key_at_all_is_an_authentication_failure(elk, tmp_path, monkeypatch):
+    """No identity_file, no ~/.ssh keys, no agent, no password: paramiko has nothing
+    to offer the board."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    known = known_hosts_for(elk, tmp_path)
+    bare = board_profile(elk, tmp_path, known_hosts=known).__class__(
+        name="bare", host=elk.host, port=int(elk.port), user=elk.user, known_hosts=known)
+    with pytest.raises(BoardError) as refused:
+        connect(bare)
+    _assert_auth_hint(refused.value.one_line(), "no SSH key or password")
 
 
 def test_executor_runs_hostile_words_literally(elk, tmp_path):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shlex
-import struct
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -52,26 +53,52 @@ def project_file(board: Any, directory: Path, keep_releases: int = 3) -> Path:
 
 AARCH64 = 183
 X86_64 = 62
+_COMPILERS = {AARCH64: "aarch64-linux-gnu-gcc", X86_64: "gcc"}
+
+# The three functions the VST3 SDK's loader (Sushi's) looks up, so a stand-in passes
+# the ABI gate's exports rule; `threads` makes it call pthread_create, which a shared
+# object binds to GLIBC_2.34 from glibc 2.34 on (bookworm's cross libc is 2.36):
+# too new for Elk 0.11 (2.31), fine for Elk 1.x (2.35).
+_PLUGIN_C = """
+#include <pthread.h>
+void *GetPluginFactory(void) { return 0; }
+int ModuleEntry(void *handle) { return 1; }
+int ModuleExit(void) { return 1; }
+#ifdef THREADS
+static void *run(void *arg) { return arg; }
+int elk_start_thread(void) { pthread_t t; return pthread_create(&t, 0, run, 0); }
+#endif
+"""
 
 
-def elf_header(machine: int) -> bytes:
-    """The 64-byte header of an ELF64 little-endian shared object for `machine`:
-    what a loader (and the emulated Sushi) reads to accept or refuse a binary."""
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-    rest = struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 64, 0, 0, 64, 56, 0, 64, 0, 0)
-    return ident + rest
+@functools.lru_cache(maxsize=None)
+def plugin_binary(machine: int = AARCH64, threads: bool = False) -> bytes:
+    """A real shared object for `machine` that exports the VST3 entry points (built
+    once per test session with the host's cross compiler)."""
+    from elkbuild.executor import LocalExecutor
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source, out = Path(scratch) / "plugin.c", Path(scratch) / "plugin.so"
+        source.write_text(_PLUGIN_C)
+        LocalExecutor().run([_COMPILERS[machine], "-shared", "-fPIC", "-O1", "-s",
+                             *(["-DTHREADS", "-pthread"] if threads else []),
+                             "-o", str(out), str(source)])
+        return out.read_bytes()
 
 
 def make_bundle(root: Path, name: str, size: int = 20_000, extra: dict[str, bytes] | None = None,
-                marker: bytes = b"", machine: int = AARCH64) -> Path:
-    """A VST3 bundle laid out the way Sushi loads it on aarch64 Linux."""
+                marker: bytes = b"", machine: int = AARCH64, threads: bool = False) -> Path:
+    """A VST3 bundle laid out the way Sushi loads it on aarch64 Linux: its binary is a
+    real shared object for `machine` (passing the ABI gate when that is aarch64 and
+    `threads` is off) with `size` bytes of its own after the ELF's end, which loaders
+    ignore, so every bundle's binary differs."""
     bundle = root / f"{name}.vst3"
     binary_dir = bundle / "Contents" / "aarch64-linux"
     binary_dir.mkdir(parents=True, exist_ok=True)
     seed = hashlib.sha256(name.encode()).digest()
     body = (seed * (size // len(seed) + 1))[:size]
     binary = binary_dir / f"{name}.so"
-    binary.write_bytes(elf_header(machine) + marker + body)
+    binary.write_bytes(plugin_binary(machine, threads) + marker + body)
     binary.chmod(0o755)
     resources = bundle / "Contents" / "Resources"
     resources.mkdir(exist_ok=True)

@@ -143,3 +143,40 @@ def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
     print(f"board output vs onnxruntime: latency {latency}, max error {error:.2e}")
     assert error < 1e-5
     assert np.max(np.abs(out - audio)) > 0.1  # the model really ran: saturation is audible
+
+
+def test_a_changed_model_goes_to_the_emulated_board_by_name(
+        built: dict, project: Path, fresh_emulated_board, elkbuild_cache: Path):
+    """The README's step after the demo: change the model, build, deploy to the board
+    named emulated, monitor it; no known_hosts, key or trust flag given."""
+    import hashlib
+
+    import onnx
+
+    board = fresh_emulated_board
+    assert not (project / "elkbuild.yaml").exists() or "emulated" not in \
+        (project / "elkbuild.yaml").read_text()
+    model = project / "plugins" / PLUGIN / "model" / "saturator.onnx"
+    proto = onnx.load(str(model))
+    proto.doc_string = "retrained"  # new bytes, the same maths
+    onnx.save(proto, str(model))
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    env = _env(elkbuild_cache)
+
+    build = run_task("build", "--plugin", PLUGIN, "--json", project=project, env=env, timeout=1800)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert json.loads(build.stdout.splitlines()[-1])["status"] == "built"
+    name = f"emulated:{board.name}"
+    deploy = run_task("deploy", "--board", name, "--plugin", PLUGIN, "--rig", "neural-mono",
+                      "--json", "--no-progress", project=project, env=env, timeout=300)
+    assert deploy.returncode == 0, deploy.stderr[-3000:]
+    (result,) = json.loads(deploy.stdout.splitlines()[-1])["boards"]
+    assert result["ok"] and result["abi_gate"] == f"ABI gate elk-1.x passed ({PLUGIN}.vst3)"
+    manifest = json.loads(board.path("/udata/elkbuild/current/manifest.json").read_text())
+    assert manifest["files"][f"plugins/{PLUGIN}.vst3/Contents/Resources/saturator.onnx"][
+        "sha256"] == digest
+    watched = run_task("monitor", "--board", name, "--duration", "2", "--json",
+                       project=project, env=env, timeout=120)
+    assert watched.returncode == 0, watched.stderr[-3000:]
+    assert any("threads" in line for line in watched.stdout.splitlines())
+    run_task("stop", "--board", name, project=project, env=env)
