@@ -128,6 +128,9 @@ def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None
         if not layers.rootfs.is_dir():
             build_rootfs(executor, layers.rootfs, say)
         if not layers.assets.is_dir():
+            if compiler is None:
+                say(f"the stand-ins are compiled in the {BOARD_TOOLCHAIN} image "
+                    "(it is built first when missing: about two minutes, once)")
             make = compiler or board_program_executor(cache_dir, executor)
             build_assets(make(), layers.assets, say)
     return layers
