@@ -14,6 +14,7 @@ def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
     where its os_version comes from, to check against the board (None: detect)."""
     from elkbuild.board.selection import select_boards
     from elkbuild.errors import UsageError
+    from elkbuild.executor import LocalExecutor
 
     if host and board:
         raise UsageError("give --host or --board, not both")
@@ -21,7 +22,8 @@ def _monitor_target(host: str, board: str, port=0, user="", os_version=""):
     named = [board] if board else ([] if host else list(load().boards))
     cfg = load_for_boards(named, port, user, os_version)
     (target,) = select_boards(cfg, [host] if host else (), [board] if board else (), False,
-                              int(port) if port else None, user or None, os_version or None)
+                              int(port) if port else None, user or None, os_version or None,
+                              executor=LocalExecutor())
     if host:
         return target, ("--os-version" if os_version else None)
     if target.name not in cfg.boards:

@@ -149,12 +149,14 @@ def _check_flags(flags: dict[str, Any]) -> None:
 
 def _select(cfg: Config, flags: dict[str, Any]) -> list[Board]:
     from elkbuild.board.selection import NoBoardChosen, select_boards
+    from elkbuild.executor import LocalExecutor
 
     port = flags.get("port")
     try:
         return select_boards(cfg, flags.get("host") or (), flags.get("board") or (),
                              bool(flags.get("all")), int(port) if port else None,
-                             flags.get("user") or None, flags.get("os_version") or None)
+                             flags.get("user") or None, flags.get("os_version") or None,
+                             executor=LocalExecutor())
     except NoBoardChosen as error:
         raise _flag_hint(error) from None
 

@@ -8,6 +8,7 @@ from elkbuild.errors import UsageError
 
 if TYPE_CHECKING:
     from elkbuild.config import Board, Config
+    from elkbuild.executor import Executor
 
 
 class NoBoardChosen(UsageError):
@@ -21,9 +22,10 @@ class NoBoardChosen(UsageError):
 
 def select_boards(cfg: Config, hosts: Sequence[str] = (), names: Sequence[str] = (),
                   every: bool = False, port: int | None = None, user: str | None = None,
-                  os_version: str | None = None) -> list[Board]:
+                  os_version: str | None = None, *, executor: Executor) -> list[Board]:
     """Boards by address (`hosts`), by name in the configuration, or every one; with
-    none given, the only configured board. Each (host, port) once."""
+    none given, the only configured board. Each (host, port) once. `executor` looks
+    at emulated boards (their instances on this machine)."""
     chosen: list[Board] = []
     if every:
         chosen.extend(cfg.boards.values())
@@ -32,7 +34,7 @@ def select_boards(cfg: Config, hosts: Sequence[str] = (), names: Sequence[str] =
                                 "add a boards: section to elkbuild.yaml", "none-configured")
     # --port/--user/--os-version describe --host when one is given
     flags = {} if hosts else {"port": port, "user": user, "os_version": os_version}
-    chosen.extend(named_board(cfg, name, **flags) for name in names)
+    chosen.extend(named_board(cfg, name, executor, **flags) for name in names)
     chosen.extend(cfg.board_for_host(host, port=port, user=user, os_version_=os_version)
                   for host in hosts)
     if not chosen:
@@ -47,17 +49,17 @@ def select_boards(cfg: Config, hosts: Sequence[str] = (), names: Sequence[str] =
     return list(unique.values())
 
 
-def named_board(cfg: Config, name: str, **flags: object) -> Board:
+def named_board(cfg: Config, name: str, executor: Executor, **flags: object) -> Board:
     """A board from the configuration or, for a name it does not hold, the emulated
     board that name means (`emulated`, `emulated:NAME`, an instance's NAME)."""
-    from elkbuild.emulated_board.target import emulated_target, instance_of
+    from elkbuild.emulated_board.target import emulated_target, instance_board, instance_of
 
     if name in cfg.boards:
         return cfg.board(name)
-    instance = instance_of(name, cfg.cache_dir)
+    instance = instance_of(name, cfg.cache_dir, executor)
     if instance is None:
         return cfg.board(name)  # its "no board named" error
-    return emulated_target(cfg, instance, **flags)
+    return emulated_target(cfg, instance_board(instance, cfg.cache_dir, executor), **flags)
 
 
 def only_board(boards: Sequence[Board]) -> Board:

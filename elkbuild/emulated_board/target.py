@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from elkbuild.emulated_board.instance import DEFAULT_NAME, EmulatedBoard
 from elkbuild.errors import BoardError, UsageError
-from elkbuild.executor import LocalExecutor
+from elkbuild.executor import Executor
 
 if TYPE_CHECKING:
     from elkbuild.config import Board, Config
@@ -23,14 +23,14 @@ OS_SOURCE = "the emulated board's profile"
 """Where an emulated board's os_version comes from, for messages."""
 
 
-def instance_of(name: str, cache_dir: Path) -> str | None:
+def instance_of(name: str, cache_dir: Path, executor: Executor) -> str | None:
     """The instance a board name means (`emulated`, `emulated:NAME`, or the NAME of an
     instance that exists), or None when it names no emulated board."""
     if name == EMULATED:
         return DEFAULT_NAME
     if name.startswith(f"{EMULATED}:"):
         return name.partition(":")[2]
-    board = EmulatedBoard(LocalExecutor(), cache_dir, name=name) if _plain(name) else None
+    board = EmulatedBoard(executor, cache_dir, name=name) if _plain(name) else None
     return name if board is not None and board.instance_dir.is_dir() else None
 
 
@@ -43,19 +43,20 @@ def board_name(instance: str) -> str:
     return EMULATED if instance == DEFAULT_NAME else f"{EMULATED}:{instance}"
 
 
-def emulated_target(cfg: Config | None, instance: EmulatedBoard | str, *,
-                    cache_dir: Path | None = None, **flags: Any) -> Board:
+def instance_board(instance: str, cache_dir: Path, executor: Executor) -> EmulatedBoard:
+    """The emulated board instance called `instance`, refused when that is no name."""
+    if not _plain(instance):
+        raise UsageError(f"--board {board_name(instance)!r}: not an emulated board name",
+                         "use --board emulated, or emulated:NAME for `invoke board-up --name NAME`")
+    return EmulatedBoard(executor, cache_dir, name=instance)
+
+
+def emulated_target(cfg: Config | None, instance: EmulatedBoard, **flags: Any) -> Board:
     """The running instance as a board: its address, OS line, recorded host key and
     client key, on the project's board defaults (timeouts, folders). `flags` are
     --port/--user/--os-version: refused when they disagree with the instance."""
     from elkbuild.config import Board
 
-    if isinstance(instance, str):
-        if not _plain(instance):
-            raise UsageError(f"--board {board_name(instance)!r}: not an emulated board name",
-                             "use --board emulated, or emulated:NAME for `invoke board-up --name NAME`")
-        where = cache_dir if cache_dir is not None else cfg.cache_dir
-        instance = EmulatedBoard(LocalExecutor(), where, name=instance)
     name = board_name(instance.name)
     if not instance.is_running():
         start = "" if instance.name == DEFAULT_NAME else f" --name {instance.name}"
