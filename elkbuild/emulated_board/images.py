@@ -4,7 +4,8 @@
   needs), then turned into Elk's shape by assets/customize.sh. Slow (minutes under
   qemu), so it is keyed by a hash of everything that goes into it.
 - assets: the stand-ins cross-compiled for aarch64 (sushi, rtstat/evl, the SIGXCPU
-  demo) plus plain files (sshd settings, wrappers). Seconds to rebuild.
+  demo), the board's qemu and its binfmt_misc launcher (which pins every program
+  to BOARD_CPU), plus plain files (sshd settings, wrappers). Seconds to rebuild.
 
 Both live under $ELKBUILD_CACHE/board/ as <kind>-<key>/ directories; a build goes
 to a .partial directory first and is renamed into place, under a lock, so a crash
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from elkbuild.deps.debian import mmdebstrap_argv
+from elkbuild.errors import BoardError
 from elkbuild.executor import Executor
 from elkbuild.locks import locked
 from elkbuild.vst3host.build import SOURCES as VST3HOST_SOURCES, build_host
@@ -59,6 +61,17 @@ PROGRAMS = {
 }
 VST3HOST = Path("usr/lib/elk-board/vst3host")
 CROSS_CC = "aarch64-linux-gnu-gcc"
+# The Raspberry Pi 4's core, as qemu names it: every program on the board runs on
+# this model, so an instruction it lacks (ARMv8.1 atomics, v8.2 dot product, fp16)
+# raises SIGILL as on the real board.
+BOARD_CPU = "cortex-a72"
+# The board's binfmt_misc interpreter (static x86-64, built with the host's gcc):
+# qemu with -cpu BOARD_CPU. BOARD_CPU_FILE tells the board's own scripts the model.
+BOARD_QEMU = Path("usr/lib/elk-board/qemu-aarch64-static")
+BINFMT_INTERPRETER = Path("usr/lib/elk-board/binfmt-qemu-aarch64")
+BINFMT_SOURCE = "binfmt_qemu.c"
+BOARD_CPU_FILE = Path("usr/lib/elk-board/cpu")
+HOST_CC = "gcc"
 # -g: the SIGXCPU backtrace through qemu's gdb stub names functions and lines.
 CFLAGS = ["-O1", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-format-truncation", "-pthread"]
@@ -81,8 +94,8 @@ def rootfs_key() -> str:
 
 
 def assets_key() -> str:
-    digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS},
-                                       sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS,
+                                        "cpu": BOARD_CPU}, sort_keys=True).encode())
     tree = [p for p in (*SOURCES.rglob("*"), *FILES.rglob("*"))
             if p.is_file() and not p.is_symlink()]
     for link in sorted(p for p in FILES.rglob("*") if p.is_symlink()):
@@ -159,6 +172,14 @@ def build_assets(executor: Executor, target: Path, say: Progress) -> None:
         executor.run([CROSS_CC, *CFLAGS, "-o", str(output),
                       *(str(SOURCES / name) for name in sources), *flags],
                      hint="install gcc-aarch64-linux-gnu")
+    say(f"building the board's qemu launcher (CPU model {BOARD_CPU})")
+    interpreter = partial / BINFMT_INTERPRETER
+    interpreter.parent.mkdir(parents=True, exist_ok=True)
+    executor.run([HOST_CC, "-static", "-O2", "-Wall", "-Wextra", f'-DBOARD_CPU="{BOARD_CPU}"',
+                  f'-DBOARD_QEMU="/{BOARD_QEMU}"',
+                  "-o", str(interpreter), str(SOURCES / BINFMT_SOURCE)],
+                 hint="install gcc and libc6-dev (a static x86-64 program)")
+    (partial / BOARD_CPU_FILE).write_text(BOARD_CPU + "\n")
     say("cross-compiling the VST3 host its Sushi processes files with")
     host = build_host(executor, target.parent / "vst3host", "aarch64")
     (partial / VST3HOST).parent.mkdir(parents=True, exist_ok=True)
@@ -175,10 +196,12 @@ def build_assets(executor: Executor, target: Path, say: Progress) -> None:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
-    # qemu's own gdb stub is how a debugger reaches board programs (qemu-user
-    # has no ptrace); a static x86-64 binary runs as is inside the arm64 root.
-    if QEMU_STATIC.exists():
-        shutil.copy2(QEMU_STATIC, partial / "usr/lib/elk-board/qemu-aarch64-static")
+    # The board's own qemu: the binfmt_misc launcher starts every board program
+    # with it, and its gdb stub is how a debugger reaches them (qemu-user has no
+    # ptrace). A static x86-64 binary runs as is inside the arm64 root.
+    if not QEMU_STATIC.exists():
+        raise BoardError(f"{QEMU_STATIC} is missing", "apt-get install qemu-user-static")
+    shutil.copy2(QEMU_STATIC, partial / BOARD_QEMU)
     for path in partial.rglob("*"):
         if path.is_symlink():
             continue

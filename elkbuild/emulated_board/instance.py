@@ -1,8 +1,10 @@
 """One emulated Elk board: a running arm64 userland reachable over real SSH.
 
 The board is the cached rootfs + stand-ins layers under this instance's writable
-layer, chrooted inside private UTS/mount/PID namespaces (hostname elk-pi), with
-the board's own arm64 sshd as PID 1 listening on 127.0.0.1:<port>. Its state
+layer, chrooted inside private user/UTS/mount/PID namespaces (hostname elk-pi),
+with the board's own arm64 sshd as PID 1 listening on 127.0.0.1:<port>. Every
+arm64 program there runs on qemu's model of the Pi 4's CPU, through the board's
+own binfmt_misc instance (see images.BOARD_CPU). Its state
 lives in $ELKBUILD_CACHE/board/instances/<name>/:
 
     instance.json   port and OS profile chosen for this instance
@@ -12,6 +14,7 @@ lives in $ELKBUILD_CACHE/board/instances/<name>/:
     client/         a key pair authorised for mind
     board.pid       host PID of the board's PID 1 while it runs
     board.log       the board's console (sshd -e and start-up messages)
+    cpu-pinning     how its programs get the Pi 4's CPU model (binfmt or env)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +53,8 @@ SUSHI_MAIN_THREAD = "sushi_b64"
 SUSHI_AUDIO_THREAD = "sushi_rt_audio"
 SUSHI_WORKER_THREAD = "sushi_rt_worker"
 START_TIMEOUT = 60.0
+USERNS = Path(__file__).resolve().parent / "userns.py"
+CPU_PINNING = "cpu-pinning"  # written by board-init.sh: binfmt or env
 # Board paths that `reset` empties, as a fresh Elk user partition and home have them.
 RESET_DIRS = ("/udata", "/home/mind/plugins", "/home/mind/config_files")
 
@@ -203,14 +209,30 @@ class EmulatedBoard:
         self._boot_profile = self.os_version
         (self.instance_dir / "board.pid").unlink(missing_ok=True)
         launched = time.monotonic()
-        self.executor.run(["setsid", "--fork", "/bin/sh", str(images.ASSETS / "board-init.sh"),
-                           "launch", str(layers.rootfs), str(layers.assets),
-                           str(self.instance_dir), str(self.port), self.os_version,
-                           "sftp" if self.sftp else "no-sftp"])
+        (self.instance_dir / CPU_PINNING).unlink(missing_ok=True)
+        rule = host.board_binfmt_rule(layers.assets / images.BINFMT_INTERPRETER)
+        self.executor.run(["setsid", "--fork", sys.executable, str(USERNS), str(self.log_file),
+                           "--", "/bin/sh", str(images.ASSETS / "board-init.sh"),
+                           str(layers.rootfs), str(layers.assets), str(self.instance_dir),
+                           str(self.port), self.os_version, "sftp" if self.sftp else "no-sftp",
+                           rule])
         # The start-up allowance counts from the launch: a first run spends minutes
         # building the layers before that, which must not eat into it.
         self._wait_for_sshd(launched)
+        if self.cpu_pinning() == "env":
+            log.warning("the emulated board pins qemu to %s through QEMU_CPU only (Linux < 6.7 "
+                        "gives it no binfmt_misc of its own): env -i, su - and sudo escape it",
+                        images.BOARD_CPU)
         return time.monotonic() - started
+
+    def cpu_pinning(self) -> str | None:
+        """How the board's programs get the Pi 4's CPU model: "binfmt" (every
+        program, through the board's own binfmt_misc), "env" (QEMU_CPU, which a
+        cleared environment loses), or None before the board first ran."""
+        try:
+            return (self.instance_dir / CPU_PINNING).read_text().strip() or None
+        except OSError:
+            return None
 
     def _prepare_instance(self) -> None:
         inst = self.instance_dir
@@ -296,6 +318,8 @@ class EmulatedBoard:
             "port": self.port,
             "user": self.user,
             "os_version": self.os_version,
+            "cpu": images.BOARD_CPU,
+            "cpu_pinning": self.cpu_pinning(),
             "instance_dir": str(self.instance_dir),
             "rootfs_cached": layers.rootfs.is_dir(),
             "assets_cached": layers.assets.is_dir(),
@@ -351,11 +375,17 @@ class EmulatedBoard:
         """Run argv inside the board directly (no SSH), as root unless told otherwise."""
         pid = self._require_running()
         board_env = {"PATH": BOARD_PATH, "LANG": "C.UTF-8",
-                     "HOME": "/root" if user == "root" else f"/home/{user}", **(env or {})}
+                     "HOME": "/root" if user == "root" else f"/home/{user}"}
+        if self.cpu_pinning() == "env":
+            board_env["QEMU_CPU"] = images.BOARD_CPU
+        board_env.update(env or {})
         inner = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in board_env.items()), *argv]
         if user != "root":
             inner = ["/usr/sbin/runuser", "-u", user, "--", *inner]
-        return self.executor.run(["nsenter", "--target", str(pid), "--mount", "--uts", "--pid",
+        # --user: the board's binfmt_misc instance belongs to its user namespace;
+        # a process outside it would run arm64 programs on qemu's default CPU.
+        return self.executor.run(["nsenter", "--target", str(pid), "--user", "--mount", "--uts",
+                                  "--pid",
                                   f"--root=/proc/{pid}/root", f"--wd=/proc/{pid}/root{cwd}",
                                   *inner], check=check, input=input, timeout=timeout)
 
