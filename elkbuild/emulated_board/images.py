@@ -1,7 +1,8 @@
 """The emulated board's two cached layers, each rebuilt only when its recipe changes.
 
 - rootfs: a Debian arm64 userland made by mmdebstrap (openssh-server and what it
-  needs), then turned into Elk's shape by assets/customize.sh. Slow (minutes under
+  needs), then turned into Elk's shape by assets/customize.sh; one per OS view
+  (ROOTFS_RECIPES: bullseye for 0.11, bookworm for 1.x). Slow (minutes under
   qemu), so it is keyed by a hash of everything that goes into it.
 - assets: the stand-ins cross-compiled for aarch64 (sushi, rtstat/evl, the SIGXCPU
   demo), the board's qemu and its binfmt_misc launcher (which pins every program
@@ -20,12 +21,12 @@ import logging
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable
 
-from elkbuild.deps.debian import mmdebstrap_argv
-from elkbuild.errors import BoardError
+from elkbuild.deps.debian import DEFAULT_MIRROR as DEBIAN_MIRROR, mmdebstrap_argv
+from elkbuild.errors import BoardError, UsageError
 from elkbuild.executor import Executor
 from elkbuild.locks import locked
 from elkbuild.vst3host.build import SOURCES as VST3HOST_SOURCES, build_host
@@ -41,14 +42,26 @@ CUSTOMIZE = ASSETS / "customize.sh"
 # emulation needs: sshd with sftp for transfers, and the C++ runtime and ALSA
 # library every plugin host on Elk has (Sushi links both). Everything else is a
 # stand-in.
-ROOTFS_RECIPE = {
-    "suite": "bookworm",
+_ROOTFS_BASE = {
     "architecture": "arm64",
     "variant": "essential",
     "packages": ["openssh-server", "libstdc++6", "libasound2"],
     "dpkg_excludes": ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                       "/usr/share/info/*"],
 }
+# One userland per OS view, the Debian release whose C and C++ runtimes are
+# closest to the Elk image's without being newer where Debian allows it:
+# - 0.11 (Yocto dunfell: glibc 2.31, GCC 9/10 libstdc++): bullseye, glibc 2.31 and
+#   libstdc++ 10 (GLIBCXX_3.4.28), so a plugin too new for Elk 0.11 fails to load.
+# - 1.x (Yocto kirkstone: glibc 2.35, GCC 11): bookworm, glibc 2.36 and libstdc++
+#   12 (GLIBCXX_3.4.30): Debian has no glibc 2.35; the README lists the extras.
+ROOTFS_RECIPES = {
+    "0.11": {"suite": "bullseye", **_ROOTFS_BASE},
+    "1.x": {"suite": "bookworm", **_ROOTFS_BASE},
+}
+# Where mmdebstrap fetches from unless told otherwise (--mirror): bullseye is past
+# its LTS and will move to http://archive.debian.org/debian.
+DEFAULT_MIRROR = DEBIAN_MIRROR
 
 # Programs cross-compiled for the board: target path -> (sources in assets/src,
 # extra compiler flags).
@@ -87,8 +100,18 @@ def _hash_files(digest: "hashlib._Hash", paths: list[Path], base: Path) -> None:
         digest.update(oct(path.stat().st_mode & 0o777).encode())
 
 
-def rootfs_key() -> str:
-    digest = hashlib.sha256(json.dumps(ROOTFS_RECIPE, sort_keys=True).encode())
+def rootfs_recipe(os_version: str) -> dict:
+    try:
+        return ROOTFS_RECIPES[os_version]
+    except KeyError:
+        raise UsageError(f"no board userland for Elk Audio OS {os_version!r}",
+                         f"use {' or '.join(ROOTFS_RECIPES)}") from None
+
+
+def rootfs_key(os_version: str) -> str:
+    """The userland's cache key: its recipe (not the mirror it came from) and
+    customize.sh."""
+    digest = hashlib.sha256(json.dumps(rootfs_recipe(os_version), sort_keys=True).encode())
     _hash_files(digest, [CUSTOMIZE], ASSETS)
     return digest.hexdigest()[:16]
 
@@ -121,18 +144,21 @@ def board_cache(cache_dir: Path) -> Path:
     return cache_dir / "board"
 
 
-def cached_layers(cache_dir: Path) -> Layers:
+def cached_layers(cache_dir: Path, os_version: str) -> Layers:
+    """Where the layers of a board with this OS view live (built or not)."""
     cache = board_cache(cache_dir)
-    return Layers(cache / f"rootfs-{rootfs_key()}", cache / f"assets-{assets_key()}")
+    return Layers(cache / f"rootfs-{rootfs_key(os_version)}", cache / f"assets-{assets_key()}")
 
 
-def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None = None) -> Layers:
-    """Both layers, built if missing (the rootfs takes minutes, once)."""
-    layers = cached_layers(cache_dir)
+def ensure_layers(executor: Executor, cache_dir: Path, os_version: str,
+                  progress: Progress | None = None, mirror: str = DEFAULT_MIRROR) -> Layers:
+    """Both layers of a board with this OS view, built if missing (the rootfs
+    takes minutes, once per OS view)."""
+    layers = cached_layers(cache_dir, os_version)
     say = progress or (lambda line: log.info("%s", line))
     with locked(board_cache(cache_dir) / ".lock"):
         if not layers.rootfs.is_dir():
-            build_rootfs(executor, layers.rootfs, say)
+            build_rootfs(executor, layers.rootfs, rootfs_recipe(os_version), say, mirror)
         if not layers.assets.is_dir():
             build_assets(executor, layers.assets, say)
     return layers
@@ -145,21 +171,22 @@ def _fresh(path: Path) -> Path:
     return partial
 
 
-def build_rootfs(executor: Executor, target: Path, say: Progress) -> None:
+def build_rootfs(executor: Executor, target: Path, recipe: dict, say: Progress,
+                 mirror: str = DEFAULT_MIRROR) -> None:
     partial = _fresh(target)
-    recipe = ROOTFS_RECIPE
     say(f"building the board's Debian {recipe['suite']} {recipe['architecture']} userland "
-        f"with mmdebstrap (a few minutes, once)")
-    executor.run(mmdebstrap_argv(recipe, partial), on_line=lambda line: say(f"  {line}"),
-                 hint="mmdebstrap needs Debian's archive (deb.debian.org) and qemu-aarch64 "
-                      "in binfmt_misc")
+        f"with mmdebstrap from {mirror} (a few minutes, once)")
+    executor.run(mmdebstrap_argv(recipe, partial, mirror=mirror),
+                 on_line=lambda line: say(f"  {line}"),
+                 hint=f"mmdebstrap needs Debian's archive ({mirror}; another with --mirror, "
+                      f"e.g. http://archive.debian.org/debian) and qemu-aarch64 in binfmt_misc")
     shutil.copy2(CUSTOMIZE, partial / "tmp" / "elk-customize.sh")
     say("making it an Elk board: user mind, /udata, plugin and config folders")
     executor.run(["chroot", str(partial), "/bin/sh", "/tmp/elk-customize.sh"],
                  on_line=lambda line: say(f"  {line}"))
     (partial / "tmp" / "elk-customize.sh").unlink()
     (partial / "etc" / "elk-board-recipe.json").write_text(
-        json.dumps({"rootfs": recipe, "key": target.name}, indent=2) + "\n")
+        json.dumps({"rootfs": recipe, "mirror": mirror, "key": target.name}, indent=2) + "\n")
     partial.rename(target)
 
 
@@ -214,16 +241,18 @@ def build_assets(executor: Executor, target: Path, say: Progress) -> None:
     partial.rename(target)
 
 
-def prune(cache_dir: Path, keep: Layers) -> list[Path]:
+def prune(cache_dir: Path) -> list[Path]:
     """Remove layers no recipe produces any more (old keys)."""
     removed = []
     cache = board_cache(cache_dir)
     if not cache.is_dir():
         return removed
+    keep = {path for version in ROOTFS_RECIPES
+            for path in astuple(cached_layers(cache_dir, version))}
     with locked(cache / ".lock"):
         for entry in cache.iterdir():
             stale_kind = entry.name.startswith(("rootfs-", "assets-"))
-            if entry.is_dir() and stale_kind and entry not in (keep.rootfs, keep.assets):
+            if entry.is_dir() and stale_kind and entry not in keep:
                 shutil.rmtree(entry)
                 removed.append(entry)
     return removed

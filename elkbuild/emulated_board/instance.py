@@ -191,8 +191,10 @@ class EmulatedBoard:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def up(self, progress: images.Progress | None = None) -> float:
-        """Build what is missing, start the board, wait for sshd. Returns seconds taken."""
+    def up(self, progress: images.Progress | None = None,
+           mirror: str = images.DEFAULT_MIRROR) -> float:
+        """Build what is missing (from Debian's archive at `mirror`), start the board
+        with the userland of its OS view, wait for sshd. Returns seconds taken."""
         started = time.monotonic()
         if self.is_running():
             return 0.0
@@ -200,7 +202,8 @@ class EmulatedBoard:
         if not ok:
             raise BoardError(f"cannot run the emulated board here: {why}")
         host.ensure_binfmt(self.executor)
-        layers = images.ensure_layers(self.executor, self.cache_dir, progress)
+        layers = images.ensure_layers(self.executor, self.cache_dir, self.os_version, progress,
+                                      mirror)
         if _port_open(self.port):
             raise BoardError(f"port {self.port} on {self.host} is already in use",
                              "choose another with --port, or stop what listens there")
@@ -224,6 +227,18 @@ class EmulatedBoard:
                         "gives it no binfmt_misc of its own): env -i, su - and sudo escape it",
                         images.BOARD_CPU)
         return time.monotonic() - started
+
+    def userland(self) -> str | None:
+        """The Debian release the running board's userland is (bullseye for a board
+        started with 0.11, bookworm for 1.x), None when it does not run."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        try:
+            recipe = json.loads(Path(f"/proc/{pid}/root/etc/elk-board-recipe.json").read_text())
+            return str(recipe["rootfs"]["suite"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def cpu_pinning(self) -> str | None:
         """How the board's programs get the Pi 4's CPU model: "binfmt" (every
@@ -308,7 +323,7 @@ class EmulatedBoard:
             shutil.rmtree(self.instance_dir)
 
     def status(self) -> dict:
-        layers = images.cached_layers(self.cache_dir)
+        layers = images.cached_layers(self.cache_dir, self.os_version)
         pid = self.pid()
         return {
             "name": self.name,
@@ -318,6 +333,7 @@ class EmulatedBoard:
             "port": self.port,
             "user": self.user,
             "os_version": self.os_version,
+            "userland": self.userland(),
             "cpu": images.BOARD_CPU,
             "cpu_pinning": self.cpu_pinning(),
             "instance_dir": str(self.instance_dir),
@@ -398,7 +414,10 @@ class EmulatedBoard:
 
     # ------------------------------------------------------------------ real-time view
     def set_profile(self, os_version: str) -> None:
-        """Switch between Elk Audio OS 0.11 (Xenomai 3) and 1.x (EVL) views."""
+        """Switch between the Elk Audio OS 0.11 (Xenomai 3) and 1.x (EVL) views of
+        real-time statistics and Sushi. A running board keeps the userland it
+        started with (its glibc and libstdc++); `up` after `down` picks the one of
+        the new view."""
         self._check_profile(os_version)
         self.os_version = os_version
         self._save_settings()
