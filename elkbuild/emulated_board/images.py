@@ -5,8 +5,11 @@
   (ROOTFS_RECIPES: bullseye for 0.11, bookworm for 1.x). Slow (minutes under
   qemu), so it is keyed by a hash of everything that goes into it.
 - assets: the stand-ins cross-compiled for aarch64 (sushi, rtstat/evl, the SIGXCPU
-  demo), the board's qemu and its binfmt_misc launcher (which pins every program
-  to BOARD_CPU), plus plain files (sshd settings, wrappers). Seconds to rebuild.
+  demo, the VST3 host), the board's qemu and its binfmt_misc launcher (which pins
+  every program to BOARD_CPU), plus plain files (sshd settings, wrappers). Seconds
+  to rebuild. They are compiled in the default toolchain's container, with the
+  compiler and glibc floor plugins get, so they run on every board a plugin does;
+  the key follows that toolchain, so a new compiler rebuilds them.
 
 Both live under $ELKBUILD_CACHE/board/ as <kind>-<key>/ directories; a build goes
 to a .partial directory first and is renamed into place, under a lock, so a crash
@@ -25,6 +28,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable
 
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, board_program_executor, get_toolchain
 from elkbuild.deps.debian import DEFAULT_MIRROR as DEBIAN_MIRROR, mmdebstrap_argv
 from elkbuild.errors import BoardError, UsageError
 from elkbuild.executor import Executor
@@ -73,18 +77,18 @@ PROGRAMS = {
                                              ["-fPIC", "-shared", "-fvisibility=hidden", "-ldl"]),
 }
 VST3HOST = Path("usr/lib/elk-board/vst3host")
-CROSS_CC = "aarch64-linux-gnu-gcc"
 # The Raspberry Pi 4's core, as qemu names it: every program on the board runs on
 # this model, so an instruction it lacks (ARMv8.1 atomics, v8.2 dot product, fp16)
 # raises SIGILL as on the real board.
 BOARD_CPU = "cortex-a72"
-# The board's binfmt_misc interpreter (static x86-64, built with the host's gcc):
-# qemu with -cpu BOARD_CPU. BOARD_CPU_FILE tells the board's own scripts the model.
+# The board's binfmt_misc interpreter: qemu with -cpu BOARD_CPU, a static x86-64
+# program built by the toolchain image's native gcc. BOARD_CPU_FILE tells the
+# board's own scripts the model.
 BOARD_QEMU = Path("usr/lib/elk-board/qemu-aarch64-static")
 BINFMT_INTERPRETER = Path("usr/lib/elk-board/binfmt-qemu-aarch64")
 BINFMT_SOURCE = "binfmt_qemu.c"
 BOARD_CPU_FILE = Path("usr/lib/elk-board/cpu")
-HOST_CC = "gcc"
+NATIVE_CC = "gcc"
 # -g: the SIGXCPU backtrace through qemu's gdb stub names functions and lines.
 CFLAGS = ["-O1", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-format-truncation", "-pthread"]
@@ -118,7 +122,9 @@ def rootfs_key(os_version: str) -> str:
 
 def assets_key() -> str:
     digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS,
-                                        "cpu": BOARD_CPU}, sort_keys=True).encode())
+                                        "cpu": BOARD_CPU,
+                                        "toolchain": get_toolchain(BOARD_TOOLCHAIN).identity()},
+                                       sort_keys=True).encode())
     tree = [p for p in (*SOURCES.rglob("*"), *FILES.rglob("*"))
             if p.is_file() and not p.is_symlink()]
     for link in sorted(p for p in FILES.rglob("*") if p.is_symlink()):
@@ -151,16 +157,20 @@ def cached_layers(cache_dir: Path, os_version: str) -> Layers:
 
 
 def ensure_layers(executor: Executor, cache_dir: Path, os_version: str,
-                  progress: Progress | None = None, mirror: str = DEFAULT_MIRROR) -> Layers:
+                  progress: Progress | None = None, mirror: str = DEFAULT_MIRROR,
+                  compiler: Callable[[], Executor] | None = None) -> Layers:
     """Both layers of a board with this OS view, built if missing (the rootfs
-    takes minutes, once per OS view)."""
+    takes minutes, once per OS view). `executor` runs this machine's commands;
+    `compiler` (default: BOARD_TOOLCHAIN's container, started only when the assets
+    are built) compiles the stand-ins."""
     layers = cached_layers(cache_dir, os_version)
     say = progress or (lambda line: log.info("%s", line))
     with locked(board_cache(cache_dir) / ".lock"):
         if not layers.rootfs.is_dir():
             build_rootfs(executor, layers.rootfs, rootfs_recipe(os_version), say, mirror)
         if not layers.assets.is_dir():
-            build_assets(executor, layers.assets, say)
+            make = compiler or board_program_executor(cache_dir, executor)
+            build_assets(make(), layers.assets, say)
     return layers
 
 
@@ -190,25 +200,28 @@ def build_rootfs(executor: Executor, target: Path, recipe: dict, say: Progress,
     partial.rename(target)
 
 
-def build_assets(executor: Executor, target: Path, say: Progress) -> None:
+def build_assets(compiler: Executor, target: Path, say: Progress) -> None:
+    """The assets layer; `compiler` runs BOARD_TOOLCHAIN's compilers (its container)."""
     partial = _fresh(target)
-    say("cross-compiling the board's stand-ins (sushi, evl/rtstat, SIGXCPU demo)")
+    cc = get_toolchain(BOARD_TOOLCHAIN).c_compiler()
+    say(f"cross-compiling the board's stand-ins (sushi, evl/rtstat, SIGXCPU demo) with {cc}")
     for relative, (sources, flags) in PROGRAMS.items():
         output = partial / relative
         output.parent.mkdir(parents=True, exist_ok=True)
-        executor.run([CROSS_CC, *CFLAGS, "-o", str(output),
+        compiler.run([cc, *CFLAGS, "-o", str(output),
                       *(str(SOURCES / name) for name in sources), *flags],
-                     hint="install gcc-aarch64-linux-gnu")
+                     hint=f"{cc} is in the {BOARD_TOOLCHAIN} image "
+                          f"(invoke docker-image --toolchain {BOARD_TOOLCHAIN})")
     say(f"building the board's qemu launcher (CPU model {BOARD_CPU})")
     interpreter = partial / BINFMT_INTERPRETER
     interpreter.parent.mkdir(parents=True, exist_ok=True)
-    executor.run([HOST_CC, "-static", "-O2", "-Wall", "-Wextra", f'-DBOARD_CPU="{BOARD_CPU}"',
+    compiler.run([NATIVE_CC, "-static", "-O2", "-Wall", "-Wextra", f'-DBOARD_CPU="{BOARD_CPU}"',
                   f'-DBOARD_QEMU="/{BOARD_QEMU}"',
                   "-o", str(interpreter), str(SOURCES / BINFMT_SOURCE)],
-                 hint="install gcc and libc6-dev (a static x86-64 program)")
+                 hint=f"{NATIVE_CC} is in the {BOARD_TOOLCHAIN} image")
     (partial / BOARD_CPU_FILE).write_text(BOARD_CPU + "\n")
     say("cross-compiling the VST3 host its Sushi processes files with")
-    host = build_host(executor, target.parent / "vst3host", "aarch64")
+    host = build_host(compiler, target.parent / "vst3host", "aarch64")
     (partial / VST3HOST).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(host.host, partial / VST3HOST)
     shutil.copy2(host.interposer, partial / VST3HOST.with_name("librt_interpose.so"))

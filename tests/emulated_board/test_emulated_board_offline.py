@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, get_toolchain
 from elkbuild.emulated_board import EmulatedBoard, images
 from elkbuild.errors import BoardError, UsageError
 from elkbuild.executor import LocalExecutor
@@ -42,6 +44,15 @@ def test_the_mirror_is_chosen_at_build_time_and_not_part_of_the_key():
     argv = mmdebstrap_argv(recipe, Path("/x"), mirror="http://archive.debian.org/debian")
     assert argv[-3:] == ["bullseye", "/x", "http://archive.debian.org/debian"]
     assert "mirror" not in recipe
+
+
+def test_assets_key_follows_the_compiler_that_builds_them(monkeypatch):
+    """A change of the board toolchain's compiler makes a new assets layer."""
+    before = images.assets_key()
+    toolchain = get_toolchain(BOARD_TOOLCHAIN)
+    other = replace(toolchain, definition={**toolchain.definition, "gcc_version": "12"})
+    monkeypatch.setattr(images, "get_toolchain", lambda name: other if name == BOARD_TOOLCHAIN else None)
+    assert images.assets_key() != before
 
 
 def test_every_program_source_exists_and_board_package_set_is_minimal():
