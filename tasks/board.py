@@ -36,15 +36,14 @@ def board_up(c, name="default", port=None, os=None, record_host_key=None, json=F
 
     from elkbuild.emulated_board import images
 
-    board = _emulated_board(name, int(port) if port else None, os, None if sftp else False)
-    if os and board.is_running() and os != board.os_version:
-        if board.userland() != images.rootfs_recipe(os)["suite"]:
-            # Another userland (glibc, libstdc++) than the running one: restart.
+    board = _emulated_board(name, int(port) if port else None, None, None if sftp else False)
+    if os:
+        board.set_profile(os)  # a running board shows the new view at once
+        if board.is_running() and board.userland() != images.rootfs_recipe(os)["suite"]:
+            # The view's userland (glibc, libstdc++) is not the running one: restart.
             if not json:
                 print(f"emulated board {name!r}: restarting with the Elk Audio OS {os} userland")
             board.down()
-        else:
-            board.set_profile(os)
     seconds = board.up(progress=None if json else print, mirror=mirror or images.DEFAULT_MIRROR)
     if record_host_key:
         board.record_host_key(Path(record_host_key).expanduser())
