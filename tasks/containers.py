@@ -28,7 +28,8 @@ def _with_sdk_installer(toolchain, name: str, installer: str, sha256: str):
     "sdk_installer": "a local Elk-PI SDK installer (.sh) instead of downloading it",
     "sdk_sha256": "the installer's sha256, checked before it is used",
     "force": "rebuild even when the image's inputs are unchanged",
-    "mirror": "Debian mirror for the base image and the sysroot (default: deb.debian.org)",
+    "mirror": "Debian mirror for the base image and its own suite's packages (default: "
+              "deb.debian.org); the sysroot's suite comes from the toolchain's sysroot.mirror",
     "json": "print the result as one JSON object",
 })
 def docker_image(c, toolchain="", seed_base=False, sdk_installer="", sdk_sha256="", force=False,

@@ -63,7 +63,7 @@ def test_demo_runs_the_whole_loop_on_the_emulated_board(tmp_path: Path, debian_a
         lines = [json.loads(line) for line in first.stdout.splitlines()]
         steps = {s["step"]: s["detail"] for s in lines if "step" in s}
         assert {"image", "built", "board", "deployed", "processed", "monitored"} <= set(steps)
-        assert "ABI gate elk-1.x passed" in steps["built"]
+        assert "ABI gate elk-0.11, elk-1.x passed" in steps["built"]
         assert "Sushi healthy" in steps["deployed"]
         error = float(steps["processed"].split("max difference from the model ")[1].split(";")[0])
         assert error < 1e-5
