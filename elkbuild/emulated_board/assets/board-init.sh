@@ -37,9 +37,11 @@ fi
 echo "$pinning" > "$instance/cpu-pinning"
 
 # The root: the cached Debian arm64 userland and the stand-ins layer, read-only,
-# under this instance's own writable layer (which survives restarts).
+# under this instance's own writable layer (which survives restarts). userxattr:
+# in a user namespace overlayfs may keep its marks (opaque folders) only in user.*
+# extended attributes; without them a folder of the layers cannot be removed.
 mount -t overlay elk-board-root \
-    -o "lowerdir=$assets:$rootfs,upperdir=$instance/upper,workdir=$instance/work" "$root"
+    -o "userxattr,lowerdir=$assets:$rootfs,upperdir=$instance/upper,workdir=$instance/work" "$root"
 
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 # A user namespace may not mount sysfs (that needs a network namespace of its own).
