@@ -169,6 +169,9 @@ def ensure_layers(executor: Executor, cache_dir: Path, os_version: str,
         if not layers.rootfs.is_dir():
             build_rootfs(executor, layers.rootfs, rootfs_recipe(os_version), say, mirror)
         if not layers.assets.is_dir():
+            if compiler is None:
+                say(f"the stand-ins are compiled in the {BOARD_TOOLCHAIN} image "
+                    "(it is built first when missing: about two minutes, once)")
             make = compiler or board_program_executor(cache_dir, executor)
             build_assets(make(), layers.assets, say)
     return layers

@@ -299,7 +299,8 @@ def test_a_native_build_is_refused_by_assembly_and_by_the_gate(tmp_path: Path, c
 
 def test_a_too_new_glibc_names_file_version_symbol_and_board(tmp_path: Path, compiler: Compiler,
                                                              deps_lib: Path):
-    # pthread_create moved into libc in glibc 2.34: the cross toolchain (2.36) binds it there.
+    # pthread_create moved into libc in glibc 2.34: the host's bookworm cross compiler
+    # (2.36) binds it there.
     source = _plugin_source("""
         #include <pthread.h>
         static void *run(void *arg) { return arg; }
@@ -312,7 +313,7 @@ def test_a_too_new_glibc_names_file_version_symbol_and_board(tmp_path: Path, com
     problems = check_bundle(bundle, _profile("elk-0.11"))
     assert [(p.file, p.rule) for p in problems] == [("Contents/aarch64-linux/Saturator.so", "glibc")]
     assert problems[0].message == ("needs GLIBC_2.34 (e.g. pthread_create); the elk-0.11 board has glibc "
-                                   "2.31 (inferred): rebuild it with elk-sdk-0.11.0")
+                                   "2.31 (inferred): rebuild it with elk-sdk-0.11.0 or debian-arm64")
 
 
 def test_a_too_new_libstdcxx_names_the_glibcxx_version(tmp_path: Path, compiler: Compiler, deps_lib: Path):
