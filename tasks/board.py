@@ -20,21 +20,31 @@ def _emulated_board(name: str, port: int | None = None, os_version: str | None =
 @elk_task(help={"name": "board instance name (default: default); each keeps its own "
                         "host key, port and files",
                 "port": "loopback port for its sshd (default 2222, then the last one used)",
-                "os": "OS profile: 0.11 (Xenomai 3) or 1.x (EVL) (default: the last one used, 1.x)",
+                "os": "OS profile: 0.11 (Xenomai 3, Debian bullseye userland with glibc 2.31) or "
+                      "1.x (EVL, bookworm, glibc 2.36) (default: the last one used, 1.x)",
+                "mirror": "Debian mirror the board's userland is built from the first time "
+                          "(default: deb.debian.org; bullseye later: http://archive.debian.org/debian)",
                 "record_host_key": "add the board's host key to this known_hosts file "
                                    "(e.g. ~/.ssh/known_hosts), replacing an old entry",
                 "json": "print the board's status as one JSON object",
                 "sftp": "--no-sftp: an instance whose sshd has no SFTP subsystem, like Yocto images "
                            "with Dropbear (transfers then use SCP); kept by the instance"})
 def board_up(c, name="default", port=None, os=None, record_host_key=None, json=False,
-             sftp=True):
+             sftp=True, mirror=""):
     """Start the emulated Elk board (builds it from nothing the first time, minutes)."""
     from elkbuild.reporting import emit_json
 
-    board = _emulated_board(name, int(port) if port else None, os, None if sftp else False)
-    if os and board.is_running() and os != board.os_version:
-        board.set_profile(os)
-    seconds = board.up(progress=None if json else print)
+    from elkbuild.emulated_board import images
+
+    board = _emulated_board(name, int(port) if port else None, None, None if sftp else False)
+    if os:
+        board.set_profile(os)  # a running board shows the new view at once
+        if board.is_running() and board.userland() != images.rootfs_recipe(os)["suite"]:
+            # The view's userland (glibc, libstdc++) is not the running one: restart.
+            if not json:
+                print(f"emulated board {name!r}: restarting with the Elk Audio OS {os} userland")
+            board.down()
+    seconds = board.up(progress=None if json else print, mirror=mirror or images.DEFAULT_MIRROR)
     if record_host_key:
         board.record_host_key(Path(record_host_key).expanduser())
     status = board.status()
@@ -43,7 +53,8 @@ def board_up(c, name="default", port=None, os=None, record_host_key=None, json=F
         return
     state = f"up in {seconds:.1f} s" if seconds else "already running"
     print(f"emulated board {name!r} {state}: {board.user}@{board.host} port {board.port}, "
-          f"Elk Audio OS {board.os_version} profile")
+          f"Elk Audio OS {board.os_version} profile, Debian {board.userland()} userland, "
+          f"qemu {images.BOARD_CPU} CPU")
     print(f"  ssh: {' '.join(board.ssh_argv())}")
     print(f"  password: {board.password}   client key: {board.client_key}")
     print(f"  known_hosts line: {board.host_key_line}")

@@ -12,8 +12,9 @@ from tasks.shell import load
 @elk_task(help={"plugin": "a plugin project in plugins/ (repeatable; default: all of them)",
                 "toolchain": "toolchain to build with (default: the project's toolchain)",
                 "config": "CMake build configuration: Release or Debug",
-                "board_profile": "board whose ABI the bundle must fit: elk-0.11, elk-1.x or "
-                                 "emulated (default: the toolchain's; debian-arm64: both Elk lines)",
+                "board_profile": "board whose ABI the bundle must fit: elk-0.11, elk-1.x, emulated "
+                                 "or emulated-0.11 (default: the toolchain's; debian-arm64: both "
+                                 "Elk lines)",
                 "local": "build on this host instead of in the toolchain's container",
                 "jobs": "parallel compile jobs (default 2)",
                 "force": "rebuild even when every input is unchanged",

@@ -18,6 +18,10 @@ elkbuild.emulated_board.EmulatedBoard:
 
 `fresh_emulated_board` (function): the same board, reset before the test and its
 profile restored after it.
+
+`emulated_board_0_11` (session): a second board, started with the 0.11 view, so
+with the userland of Elk 0.11's age (Debian bullseye, glibc 2.31); the session
+board above runs bookworm's (glibc 2.36) whichever view set_profile shows.
 """
 
 from __future__ import annotations
@@ -59,16 +63,18 @@ def _remove_boards_of_dead_sessions(cache_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_board(suffix: str = "", **options: object) -> Iterator[EmulatedBoard]:
-    """A board of this test session's own (free port, 1.x), removed at the end.
-    `suffix` names a second instance; `options` go to EmulatedBoard (sftp=False)."""
+def running_board(suffix: str = "", os_version: str = "1.x",
+                  **options: object) -> Iterator[EmulatedBoard]:
+    """A board of this test session's own (free port, 1.x unless told), removed at
+    the end. `suffix` names a second instance; `options` go to EmulatedBoard
+    (sftp=False)."""
     from conftest import require_real_part
 
     usable, why = host_usable()
     require_real_part(usable, "the emulated Elk board", f"{why}; {HOW_TO_GET}")
     _remove_boards_of_dead_sessions(_cache_dir())
     board = EmulatedBoard(LocalExecutor(), _cache_dir(), name=f"pytest-{os.getpid()}{suffix}",
-                          port=free_port(), os_version="1.x", **options)
+                          port=free_port(), os_version=os_version, **options)
     try:
         board.up()
     except ElkbuildError as error:
@@ -83,6 +89,13 @@ def running_board(suffix: str = "", **options: object) -> Iterator[EmulatedBoard
 @pytest.fixture(scope="session")
 def emulated_board() -> Iterator[EmulatedBoard]:
     with running_board() as board:
+        yield board
+
+
+@pytest.fixture(scope="session")
+def emulated_board_0_11() -> Iterator[EmulatedBoard]:
+    """A board started with the 0.11 view: Debian bullseye's userland (glibc 2.31)."""
+    with running_board("-0.11", os_version="0.11") as board:
         yield board
 
 

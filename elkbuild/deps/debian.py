@@ -191,13 +191,14 @@ def parse_control(text: str) -> dict[str, str]:
     return fields
 
 
-def mmdebstrap_argv(recipe: Mapping[str, Any], target: Path) -> list[str]:
+def mmdebstrap_argv(recipe: Mapping[str, Any], target: Path,
+                    mirror: str | None = None) -> list[str]:
     """mmdebstrap making a userland in `target` from a recipe: suite, architecture,
     variant, packages, dpkg_excludes (paths not unpacked) and, optionally,
-    apt_options."""
+    apt_options; from `mirror` (mmdebstrap's default, deb.debian.org, if None)."""
     argv = ["mmdebstrap", "--mode=root", f"--variant={recipe['variant']}",
             f"--architectures={recipe['architecture']}",
             f"--include={','.join(recipe['packages'])}"]
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in recipe["dpkg_excludes"]]
     argv += [f"--aptopt={option}" for option in recipe.get("apt_options", ())]
-    return argv + [recipe["suite"], str(target)]
+    return argv + [recipe["suite"], str(target), *([mirror] if mirror else [])]

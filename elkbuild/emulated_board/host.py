@@ -14,6 +14,9 @@ from elkbuild.executor import Executor, installed
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"
+# Debian's description of the qemu-aarch64 entry (qemu-user-static): which files
+# are arm64 programs (magic and mask of the ELF header).
+DEBIAN_BINFMT = Path("/usr/share/binfmts/qemu-aarch64")
 APT_HINT = ("install the host packages: apt-get install qemu-user-static binfmt-support "
             "mmdebstrap openssh-client (scripts/bootstrap.sh does)")
 
@@ -76,3 +79,20 @@ def host_usable() -> tuple[bool, str]:
     if missing:
         return False, f"missing host programs {', '.join(missing)}; {APT_HINT}"
     return True, ""
+
+
+def board_binfmt_rule(interpreter: Path) -> str:
+    """The line that registers arm64 programs in the board's own binfmt_misc
+    instance: Debian's magic and mask, `interpreter` (a host path), flags P
+    (the program's argv[0] kept) and F (opened now, so it works in the chroot)."""
+    try:
+        fields = dict(line.split(None, 1) for line in DEBIAN_BINFMT.read_text().splitlines()
+                      if " " in line)
+    except OSError as error:
+        raise BoardError(f"{DEBIAN_BINFMT}: {error.strerror}",
+                         "apt-get install qemu-user-static") from None
+    magic, mask = fields.get("magic", "").strip(), fields.get("mask", "").strip()
+    if not magic or not mask:
+        raise BoardError(f"{DEBIAN_BINFMT} has no magic or mask line",
+                         "reinstall qemu-user-static")
+    return f":qemu-aarch64:M:{fields.get('offset', '0').strip()}:{magic}:{mask}:{interpreter}:PF"

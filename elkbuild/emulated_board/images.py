@@ -1,11 +1,13 @@
 """The emulated board's two cached layers, each rebuilt only when its recipe changes.
 
 - rootfs: a Debian arm64 userland made by mmdebstrap (openssh-server and what it
-  needs), then turned into Elk's shape by assets/customize.sh. Slow (minutes under
+  needs), then turned into Elk's shape by assets/customize.sh; one per OS view
+  (ROOTFS_RECIPES: bullseye for 0.11, bookworm for 1.x). Slow (minutes under
   qemu), so it is keyed by a hash of everything that goes into it.
 - assets: the stand-ins cross-compiled for aarch64 (sushi, rtstat/evl, the SIGXCPU
-  demo, the VST3 host) plus plain files (sshd settings, wrappers). Seconds to
-  rebuild. They are compiled in the default toolchain's container, with the
+  demo, the VST3 host), the board's qemu and its binfmt_misc launcher (which pins
+  every program to BOARD_CPU), plus plain files (sshd settings, wrappers). Seconds
+  to rebuild. They are compiled in the default toolchain's container, with the
   compiler and glibc floor plugins get, so they run on every board a plugin does;
   the key follows that toolchain, so a new compiler rebuilds them.
 
@@ -22,12 +24,13 @@ import logging
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable
 
 from elkbuild.build.toolchains import BOARD_TOOLCHAIN, board_program_executor, get_toolchain
-from elkbuild.deps.debian import mmdebstrap_argv
+from elkbuild.deps.debian import DEFAULT_MIRROR as DEBIAN_MIRROR, mmdebstrap_argv
+from elkbuild.errors import BoardError, UsageError
 from elkbuild.executor import Executor
 from elkbuild.locks import locked
 from elkbuild.vst3host.build import SOURCES as VST3HOST_SOURCES, build_host
@@ -43,14 +46,26 @@ CUSTOMIZE = ASSETS / "customize.sh"
 # emulation needs: sshd with sftp for transfers, and the C++ runtime and ALSA
 # library every plugin host on Elk has (Sushi links both). Everything else is a
 # stand-in.
-ROOTFS_RECIPE = {
-    "suite": "bookworm",
+_ROOTFS_BASE = {
     "architecture": "arm64",
     "variant": "essential",
     "packages": ["openssh-server", "libstdc++6", "libasound2"],
     "dpkg_excludes": ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                       "/usr/share/info/*"],
 }
+# One userland per OS view, the Debian release whose C and C++ runtimes are
+# closest to the Elk image's without being newer where Debian allows it:
+# - 0.11 (Yocto dunfell: glibc 2.31, GCC 9/10 libstdc++): bullseye, glibc 2.31 and
+#   libstdc++ 10 (GLIBCXX_3.4.28), so a plugin too new for Elk 0.11 fails to load.
+# - 1.x (Yocto kirkstone: glibc 2.35, GCC 11): bookworm, glibc 2.36 and libstdc++
+#   12 (GLIBCXX_3.4.30): Debian has no glibc 2.35; the README lists the extras.
+ROOTFS_RECIPES = {
+    "0.11": {"suite": "bullseye", **_ROOTFS_BASE},
+    "1.x": {"suite": "bookworm", **_ROOTFS_BASE},
+}
+# Where mmdebstrap fetches from unless told otherwise (--mirror): bullseye is past
+# its LTS and will move to http://archive.debian.org/debian.
+DEFAULT_MIRROR = DEBIAN_MIRROR
 
 # Programs cross-compiled for the board: target path -> (sources in assets/src,
 # extra compiler flags).
@@ -62,6 +77,18 @@ PROGRAMS = {
                                              ["-fPIC", "-shared", "-fvisibility=hidden", "-ldl"]),
 }
 VST3HOST = Path("usr/lib/elk-board/vst3host")
+# The Raspberry Pi 4's core, as qemu names it: every program on the board runs on
+# this model, so an instruction it lacks (ARMv8.1 atomics, v8.2 dot product, fp16)
+# raises SIGILL as on the real board.
+BOARD_CPU = "cortex-a72"
+# The board's binfmt_misc interpreter: qemu with -cpu BOARD_CPU, a static x86-64
+# program built by the toolchain image's native gcc. BOARD_CPU_FILE tells the
+# board's own scripts the model.
+BOARD_QEMU = Path("usr/lib/elk-board/qemu-aarch64-static")
+BINFMT_INTERPRETER = Path("usr/lib/elk-board/binfmt-qemu-aarch64")
+BINFMT_SOURCE = "binfmt_qemu.c"
+BOARD_CPU_FILE = Path("usr/lib/elk-board/cpu")
+NATIVE_CC = "gcc"
 # -g: the SIGXCPU backtrace through qemu's gdb stub names functions and lines.
 CFLAGS = ["-O1", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-format-truncation", "-pthread"]
@@ -77,14 +104,25 @@ def _hash_files(digest: "hashlib._Hash", paths: list[Path], base: Path) -> None:
         digest.update(oct(path.stat().st_mode & 0o777).encode())
 
 
-def rootfs_key() -> str:
-    digest = hashlib.sha256(json.dumps(ROOTFS_RECIPE, sort_keys=True).encode())
+def rootfs_recipe(os_version: str) -> dict:
+    try:
+        return ROOTFS_RECIPES[os_version]
+    except KeyError:
+        raise UsageError(f"no board userland for Elk Audio OS {os_version!r}",
+                         f"use {' or '.join(ROOTFS_RECIPES)}") from None
+
+
+def rootfs_key(os_version: str) -> str:
+    """The userland's cache key: its recipe (not the mirror it came from) and
+    customize.sh."""
+    digest = hashlib.sha256(json.dumps(rootfs_recipe(os_version), sort_keys=True).encode())
     _hash_files(digest, [CUSTOMIZE], ASSETS)
     return digest.hexdigest()[:16]
 
 
 def assets_key() -> str:
     digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS,
+                                        "cpu": BOARD_CPU,
                                         "toolchain": get_toolchain(BOARD_TOOLCHAIN).identity()},
                                        sort_keys=True).encode())
     tree = [p for p in (*SOURCES.rglob("*"), *FILES.rglob("*"))
@@ -112,21 +150,24 @@ def board_cache(cache_dir: Path) -> Path:
     return cache_dir / "board"
 
 
-def cached_layers(cache_dir: Path) -> Layers:
+def cached_layers(cache_dir: Path, os_version: str) -> Layers:
+    """Where the layers of a board with this OS view live (built or not)."""
     cache = board_cache(cache_dir)
-    return Layers(cache / f"rootfs-{rootfs_key()}", cache / f"assets-{assets_key()}")
+    return Layers(cache / f"rootfs-{rootfs_key(os_version)}", cache / f"assets-{assets_key()}")
 
 
-def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None = None,
+def ensure_layers(executor: Executor, cache_dir: Path, os_version: str,
+                  progress: Progress | None = None, mirror: str = DEFAULT_MIRROR,
                   compiler: Callable[[], Executor] | None = None) -> Layers:
-    """Both layers, built if missing (the rootfs takes minutes, once). `executor`
-    runs this machine's commands; `compiler` (default: BOARD_TOOLCHAIN's container,
-    started only when the assets are built) compiles the stand-ins."""
-    layers = cached_layers(cache_dir)
+    """Both layers of a board with this OS view, built if missing (the rootfs
+    takes minutes, once per OS view). `executor` runs this machine's commands;
+    `compiler` (default: BOARD_TOOLCHAIN's container, started only when the assets
+    are built) compiles the stand-ins."""
+    layers = cached_layers(cache_dir, os_version)
     say = progress or (lambda line: log.info("%s", line))
     with locked(board_cache(cache_dir) / ".lock"):
         if not layers.rootfs.is_dir():
-            build_rootfs(executor, layers.rootfs, say)
+            build_rootfs(executor, layers.rootfs, rootfs_recipe(os_version), say, mirror)
         if not layers.assets.is_dir():
             if compiler is None:
                 say(f"the stand-ins are compiled in the {BOARD_TOOLCHAIN} image "
@@ -143,21 +184,22 @@ def _fresh(path: Path) -> Path:
     return partial
 
 
-def build_rootfs(executor: Executor, target: Path, say: Progress) -> None:
+def build_rootfs(executor: Executor, target: Path, recipe: dict, say: Progress,
+                 mirror: str = DEFAULT_MIRROR) -> None:
     partial = _fresh(target)
-    recipe = ROOTFS_RECIPE
     say(f"building the board's Debian {recipe['suite']} {recipe['architecture']} userland "
-        f"with mmdebstrap (a few minutes, once)")
-    executor.run(mmdebstrap_argv(recipe, partial), on_line=lambda line: say(f"  {line}"),
-                 hint="mmdebstrap needs Debian's archive (deb.debian.org) and qemu-aarch64 "
-                      "in binfmt_misc")
+        f"with mmdebstrap from {mirror} (a few minutes, once)")
+    executor.run(mmdebstrap_argv(recipe, partial, mirror=mirror),
+                 on_line=lambda line: say(f"  {line}"),
+                 hint=f"mmdebstrap needs Debian's archive ({mirror}; another with --mirror, "
+                      f"e.g. http://archive.debian.org/debian) and qemu-aarch64 in binfmt_misc")
     shutil.copy2(CUSTOMIZE, partial / "tmp" / "elk-customize.sh")
     say("making it an Elk board: user mind, /udata, plugin and config folders")
     executor.run(["chroot", str(partial), "/bin/sh", "/tmp/elk-customize.sh"],
                  on_line=lambda line: say(f"  {line}"))
     (partial / "tmp" / "elk-customize.sh").unlink()
     (partial / "etc" / "elk-board-recipe.json").write_text(
-        json.dumps({"rootfs": recipe, "key": target.name}, indent=2) + "\n")
+        json.dumps({"rootfs": recipe, "mirror": mirror, "key": target.name}, indent=2) + "\n")
     partial.rename(target)
 
 
@@ -173,6 +215,14 @@ def build_assets(compiler: Executor, target: Path, say: Progress) -> None:
                       *(str(SOURCES / name) for name in sources), *flags],
                      hint=f"{cc} is in the {BOARD_TOOLCHAIN} image "
                           f"(invoke docker-image --toolchain {BOARD_TOOLCHAIN})")
+    say(f"building the board's qemu launcher (CPU model {BOARD_CPU})")
+    interpreter = partial / BINFMT_INTERPRETER
+    interpreter.parent.mkdir(parents=True, exist_ok=True)
+    compiler.run([NATIVE_CC, "-static", "-O2", "-Wall", "-Wextra", f'-DBOARD_CPU="{BOARD_CPU}"',
+                  f'-DBOARD_QEMU="/{BOARD_QEMU}"',
+                  "-o", str(interpreter), str(SOURCES / BINFMT_SOURCE)],
+                 hint=f"{NATIVE_CC} is in the {BOARD_TOOLCHAIN} image")
+    (partial / BOARD_CPU_FILE).write_text(BOARD_CPU + "\n")
     say("cross-compiling the VST3 host its Sushi processes files with")
     host = build_host(compiler, target.parent / "vst3host", "aarch64")
     (partial / VST3HOST).parent.mkdir(parents=True, exist_ok=True)
@@ -189,10 +239,12 @@ def build_assets(compiler: Executor, target: Path, say: Progress) -> None:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
-    # qemu's own gdb stub is how a debugger reaches board programs (qemu-user
-    # has no ptrace); a static x86-64 binary runs as is inside the arm64 root.
-    if QEMU_STATIC.exists():
-        shutil.copy2(QEMU_STATIC, partial / "usr/lib/elk-board/qemu-aarch64-static")
+    # The board's own qemu: the binfmt_misc launcher starts every board program
+    # with it, and its gdb stub is how a debugger reaches them (qemu-user has no
+    # ptrace). A static x86-64 binary runs as is inside the arm64 root.
+    if not QEMU_STATIC.exists():
+        raise BoardError(f"{QEMU_STATIC} is missing", "apt-get install qemu-user-static")
+    shutil.copy2(QEMU_STATIC, partial / BOARD_QEMU)
     for path in partial.rglob("*"):
         if path.is_symlink():
             continue
@@ -205,16 +257,18 @@ def build_assets(compiler: Executor, target: Path, say: Progress) -> None:
     partial.rename(target)
 
 
-def prune(cache_dir: Path, keep: Layers) -> list[Path]:
+def prune(cache_dir: Path) -> list[Path]:
     """Remove layers no recipe produces any more (old keys)."""
     removed = []
     cache = board_cache(cache_dir)
     if not cache.is_dir():
         return removed
+    keep = {path for version in ROOTFS_RECIPES
+            for path in astuple(cached_layers(cache_dir, version))}
     with locked(cache / ".lock"):
         for entry in cache.iterdir():
             stale_kind = entry.name.startswith(("rootfs-", "assets-"))
-            if entry.is_dir() and stale_kind and entry not in (keep.rootfs, keep.assets):
+            if entry.is_dir() and stale_kind and entry not in keep:
                 shutil.rmtree(entry)
                 removed.append(entry)
     return removed

@@ -1,8 +1,10 @@
 """One emulated Elk board: a running arm64 userland reachable over real SSH.
 
 The board is the cached rootfs + stand-ins layers under this instance's writable
-layer, chrooted inside private UTS/mount/PID namespaces (hostname elk-pi), with
-the board's own arm64 sshd as PID 1 listening on 127.0.0.1:<port>. Its state
+layer, chrooted inside private user/UTS/mount/PID namespaces (hostname elk-pi),
+with the board's own arm64 sshd as PID 1 listening on 127.0.0.1:<port>. Every
+arm64 program there runs on qemu's model of the Pi 4's CPU, through the board's
+own binfmt_misc instance (see images.BOARD_CPU). Its state
 lives in $ELKBUILD_CACHE/board/instances/<name>/:
 
     instance.json   port and OS profile chosen for this instance
@@ -12,6 +14,7 @@ lives in $ELKBUILD_CACHE/board/instances/<name>/:
     client/         a key pair authorised for mind
     board.pid       host PID of the board's PID 1 while it runs
     board.log       the board's console (sshd -e and start-up messages)
+    cpu-pinning     how its programs get the Pi 4's CPU model (binfmt or env)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +53,8 @@ SUSHI_MAIN_THREAD = "sushi_b64"
 SUSHI_AUDIO_THREAD = "sushi_rt_audio"
 SUSHI_WORKER_THREAD = "sushi_rt_worker"
 START_TIMEOUT = 60.0
+USERNS = Path(__file__).resolve().parent / "userns.py"
+CPU_PINNING = "cpu-pinning"  # written by board-init.sh: binfmt or env
 # Board paths that `reset` empties, as a fresh Elk user partition and home have them.
 RESET_DIRS = ("/udata", "/home/mind/plugins", "/home/mind/config_files")
 
@@ -185,8 +191,10 @@ class EmulatedBoard:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def up(self, progress: images.Progress | None = None) -> float:
-        """Build what is missing, start the board, wait for sshd. Returns seconds taken."""
+    def up(self, progress: images.Progress | None = None,
+           mirror: str = images.DEFAULT_MIRROR) -> float:
+        """Build what is missing (from Debian's archive at `mirror`), start the board
+        with the userland of its OS view, wait for sshd. Returns seconds taken."""
         started = time.monotonic()
         if self.is_running():
             return 0.0
@@ -194,7 +202,8 @@ class EmulatedBoard:
         if not ok:
             raise BoardError(f"cannot run the emulated board here: {why}")
         host.ensure_binfmt(self.executor)
-        layers = images.ensure_layers(self.executor, self.cache_dir, progress)
+        layers = images.ensure_layers(self.executor, self.cache_dir, self.os_version, progress,
+                                      mirror)
         if _port_open(self.port):
             raise BoardError(f"port {self.port} on {self.host} is already in use",
                              "choose another with --port, or stop what listens there")
@@ -203,14 +212,42 @@ class EmulatedBoard:
         self._boot_profile = self.os_version
         (self.instance_dir / "board.pid").unlink(missing_ok=True)
         launched = time.monotonic()
-        self.executor.run(["setsid", "--fork", "/bin/sh", str(images.ASSETS / "board-init.sh"),
-                           "launch", str(layers.rootfs), str(layers.assets),
-                           str(self.instance_dir), str(self.port), self.os_version,
-                           "sftp" if self.sftp else "no-sftp"])
+        (self.instance_dir / CPU_PINNING).unlink(missing_ok=True)
+        rule = host.board_binfmt_rule(layers.assets / images.BINFMT_INTERPRETER)
+        self.executor.run(["setsid", "--fork", sys.executable, str(USERNS), str(self.log_file),
+                           "--", "/bin/sh", str(images.ASSETS / "board-init.sh"),
+                           str(layers.rootfs), str(layers.assets), str(self.instance_dir),
+                           str(self.port), self.os_version, "sftp" if self.sftp else "no-sftp",
+                           rule])
         # The start-up allowance counts from the launch: a first run spends minutes
         # building the layers before that, which must not eat into it.
         self._wait_for_sshd(launched)
+        if self.cpu_pinning() == "env":
+            log.warning("the emulated board pins qemu to %s through QEMU_CPU only (Linux < 6.7 "
+                        "gives it no binfmt_misc of its own): env -i, su - and sudo escape it",
+                        images.BOARD_CPU)
         return time.monotonic() - started
+
+    def userland(self) -> str | None:
+        """The Debian release the running board's userland is (bullseye for a board
+        started with 0.11, bookworm for 1.x), None when it does not run."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        try:
+            recipe = json.loads(Path(f"/proc/{pid}/root/etc/elk-board-recipe.json").read_text())
+            return str(recipe["rootfs"]["suite"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def cpu_pinning(self) -> str | None:
+        """How the board's programs get the Pi 4's CPU model: "binfmt" (every
+        program, through the board's own binfmt_misc), "env" (QEMU_CPU, which a
+        cleared environment loses), or None before the board first ran."""
+        try:
+            return (self.instance_dir / CPU_PINNING).read_text().strip() or None
+        except OSError:
+            return None
 
     def _prepare_instance(self) -> None:
         inst = self.instance_dir
@@ -286,7 +323,7 @@ class EmulatedBoard:
             shutil.rmtree(self.instance_dir)
 
     def status(self) -> dict:
-        layers = images.cached_layers(self.cache_dir)
+        layers = images.cached_layers(self.cache_dir, self.os_version)
         pid = self.pid()
         return {
             "name": self.name,
@@ -296,6 +333,9 @@ class EmulatedBoard:
             "port": self.port,
             "user": self.user,
             "os_version": self.os_version,
+            "userland": self.userland(),
+            "cpu": images.BOARD_CPU,
+            "cpu_pinning": self.cpu_pinning(),
             "instance_dir": str(self.instance_dir),
             "rootfs_cached": layers.rootfs.is_dir(),
             "assets_cached": layers.assets.is_dir(),
@@ -351,11 +391,17 @@ class EmulatedBoard:
         """Run argv inside the board directly (no SSH), as root unless told otherwise."""
         pid = self._require_running()
         board_env = {"PATH": BOARD_PATH, "LANG": "C.UTF-8",
-                     "HOME": "/root" if user == "root" else f"/home/{user}", **(env or {})}
+                     "HOME": "/root" if user == "root" else f"/home/{user}"}
+        if self.cpu_pinning() == "env":
+            board_env["QEMU_CPU"] = images.BOARD_CPU
+        board_env.update(env or {})
         inner = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in board_env.items()), *argv]
         if user != "root":
             inner = ["/usr/sbin/runuser", "-u", user, "--", *inner]
-        return self.executor.run(["nsenter", "--target", str(pid), "--mount", "--uts", "--pid",
+        # --user: the board's binfmt_misc instance belongs to its user namespace;
+        # a process outside it would run arm64 programs on qemu's default CPU.
+        return self.executor.run(["nsenter", "--target", str(pid), "--user", "--mount", "--uts",
+                                  "--pid",
                                   f"--root=/proc/{pid}/root", f"--wd=/proc/{pid}/root{cwd}",
                                   *inner], check=check, input=input, timeout=timeout)
 
@@ -368,7 +414,10 @@ class EmulatedBoard:
 
     # ------------------------------------------------------------------ real-time view
     def set_profile(self, os_version: str) -> None:
-        """Switch between Elk Audio OS 0.11 (Xenomai 3) and 1.x (EVL) views."""
+        """Switch between the Elk Audio OS 0.11 (Xenomai 3) and 1.x (EVL) views of
+        real-time statistics and Sushi. A running board keeps the userland it
+        started with (its glibc and libstdc++); `up` after `down` picks the one of
+        the new view."""
         self._check_profile(os_version)
         self.os_version = os_version
         self._save_settings()

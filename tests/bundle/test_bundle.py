@@ -128,12 +128,12 @@ def model(tmp_path: Path) -> Path:
 
 def test_profiles_hold_the_elk_releases_and_the_emulated_board():
     profiles = load_board_profiles()
-    assert set(profiles) == {"elk-0.11", "elk-1.x", "emulated"}
+    assert set(profiles) == {"elk-0.11", "elk-1.x", "emulated", "emulated-0.11"}
     abis = {name: (p.abi.glibc, p.abi.glibcxx) for name, p in profiles.items()}
     assert abis == {"elk-0.11": ("2.31", "3.4.28"), "elk-1.x": ("2.35", "3.4.29"),
-                    "emulated": ("2.36", "3.4.30")}
+                    "emulated": ("2.36", "3.4.30"), "emulated-0.11": ("2.31", "3.4.28")}
     assert profiles["elk-0.11"].abi_inferred and profiles["elk-1.x"].abi_inferred
-    assert not profiles["emulated"].abi_inferred
+    assert not profiles["emulated"].abi_inferred and not profiles["emulated-0.11"].abi_inferred
     for profile in profiles.values():
         assert profile.arch == "aarch64" and profile.bundle_arch_dir == "aarch64-linux"
         assert {"libc.so.6", "libstdc++.so.6", "libasound.so.2", "ld-linux-aarch64.so.1"} <= profile.system_libraries

@@ -187,6 +187,18 @@ def test_host_key_is_kept_across_restarts_and_can_be_regenerated(second_board, t
     assert ssh(board, "true", known_hosts=new_known).returncode == 0
 
 
+def test_a_folder_of_the_layers_can_be_replaced_and_stays_replaced(second_board):
+    """The writable layer records a removed folder of the read-only layers (an
+    opaque folder), also inside the board's user namespace; after a restart too."""
+    board = second_board
+    done = board.run(["/bin/sh", "-c", "rm -rf /etc/default && mkdir /etc/default && "
+                                       "ls -A /etc/default"])
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    board.down()
+    board.up()
+    assert board.run(["ls", "-A", "/etc/default"], check=True).stdout == ""
+
+
 # --------------------------------------------------------------------------- real-time views
 
 def test_profile_0_11_has_cobalt_stat_file_and_no_evl(fresh_emulated_board):

@@ -20,12 +20,30 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cache_keys_are_stable_and_name_both_layers(tmp_path):
-    assert images.rootfs_key() == images.rootfs_key()
+    assert images.rootfs_key("1.x") == images.rootfs_key("1.x")
     assert images.assets_key() == images.assets_key()
-    layers = images.cached_layers(tmp_path)
-    assert layers.rootfs.name == f"rootfs-{images.rootfs_key()}"
+    layers = images.cached_layers(tmp_path, "1.x")
+    assert layers.rootfs.name == f"rootfs-{images.rootfs_key('1.x')}"
     assert layers.assets.name == f"assets-{images.assets_key()}"
     assert layers.rootfs.parent == tmp_path / "board"
+
+
+def test_each_os_view_has_its_own_userland_and_one_stand_ins_layer(tmp_path):
+    old, new = images.cached_layers(tmp_path, "0.11"), images.cached_layers(tmp_path, "1.x")
+    assert old.rootfs != new.rootfs and old.assets == new.assets
+    assert images.rootfs_recipe("0.11")["suite"] == "bullseye"
+    assert images.rootfs_recipe("1.x")["suite"] == "bookworm"
+    with pytest.raises(UsageError, match="'2.0'"):
+        images.rootfs_recipe("2.0")
+
+
+def test_the_mirror_is_chosen_at_build_time_and_not_part_of_the_key():
+    from elkbuild.deps.debian import mmdebstrap_argv
+
+    recipe = images.rootfs_recipe("0.11")
+    argv = mmdebstrap_argv(recipe, Path("/x"), mirror="http://archive.debian.org/debian")
+    assert argv[-3:] == ["bullseye", "/x", "http://archive.debian.org/debian"]
+    assert "mirror" not in recipe
 
 
 def test_assets_key_follows_the_compiler_that_builds_them(monkeypatch):
@@ -42,8 +60,9 @@ def test_every_program_source_exists_and_board_package_set_is_minimal():
         for name in sources:
             assert (images.SOURCES / name).is_file(), name
     # What the board profile `emulated` promises as system libraries, and no more.
-    assert images.ROOTFS_RECIPE["packages"] == ["openssh-server", "libstdc++6", "libasound2"]
-    assert images.ROOTFS_RECIPE["architecture"] == "arm64"
+    for recipe in images.ROOTFS_RECIPES.values():
+        assert recipe["packages"] == ["openssh-server", "libstdc++6", "libasound2"]
+        assert recipe["architecture"] == "arm64"
 
 
 def test_settings_are_remembered_per_instance(tmp_path):

@@ -1,19 +1,14 @@
 #!/bin/sh
-# First process of an emulated Elk board. Runs on the HOST, as root, inside the
-# fresh UTS, mount and PID namespaces that `unshare` made for it (so it is PID 1
-# there), sets up the board's file system view, then becomes the board's sshd.
+# First process of an emulated Elk board. Runs on the HOST, as root, as PID 1 of
+# the user, UTS, mount and PID namespaces that userns.py made for it, sets up the
+# board's file system view, then becomes the board's sshd.
 #
-# usage: board-init.sh launch ROOTFS ASSETS INSTANCE_DIR PORT PROFILE [sftp|no-sftp]
-#   (launch: detach from the caller's output, then re-run inside the namespaces)
+# usage: board-init.sh ROOTFS ASSETS INSTANCE_DIR PORT PROFILE SFTP BINFMT_RULE
+#   SFTP: sftp or no-sftp; BINFMT_RULE: the qemu-aarch64 line for binfmt_misc's
+#   register file, with the board's launcher as interpreter
 set -eu
-if [ "$1" = launch ]; then
-    shift
-    exec >>"$3/board.log" 2>&1 </dev/null
-    echo "---- board start $(date -u +%FT%TZ)"
-    exec unshare --uts --mount --pid --fork --propagation private -- /bin/sh "$0" init "$@"
-fi
-shift
-rootfs=$1 assets=$2 instance=$3 port=$4 profile=$5 sftp=${6:-sftp}
+echo "---- board start $(date -u +%FT%TZ)"
+rootfs=$1 assets=$2 instance=$3 port=$4 profile=$5 sftp=$6 binfmt_rule=$7
 root=$instance/root
 
 # /proc is still the host's here, so /proc/self/stat tells our host PID: the one
@@ -22,14 +17,36 @@ read -r host_pid _ < /proc/self/stat
 echo "$host_pid" > "$instance/board.pid.tmp"
 
 hostname elk-pi
+mount --make-rprivate /
+
+# The Pi 4's CPU for every program on the board: its own binfmt_misc instance
+# (Linux 6.7+ gives one to each user namespace; the host's stays as it is) runs
+# arm64 programs through the launcher, which starts qemu with -cpu. Older kernels
+# refuse the mount: then qemu reads the model from QEMU_CPU, which sshd passes to
+# its sessions, but a program started with a cleared environment runs on qemu's
+# default CPU. ELKBUILD_BOARD_PINNING=env picks that way on any kernel.
+cpu=$(cat "$assets/usr/lib/elk-board/cpu")
+if [ "${ELKBUILD_BOARD_PINNING:-}" != env ] &&
+        mount -t binfmt_misc elk-board-binfmt /proc/sys/fs/binfmt_misc 2>/dev/null; then
+    printf '%s' "$binfmt_rule" > /proc/sys/fs/binfmt_misc/register
+    pinning=binfmt
+else
+    echo "warning: no binfmt_misc of the board's own (Linux < 6.7): $cpu only through QEMU_CPU; env -i, su - and sudo escape it"
+    pinning=env
+fi
+echo "$pinning" > "$instance/cpu-pinning"
 
 # The root: the cached Debian arm64 userland and the stand-ins layer, read-only,
-# under this instance's own writable layer (which survives restarts).
+# under this instance's own writable layer (which survives restarts). userxattr:
+# in a user namespace overlayfs may keep its marks (opaque folders) only in user.*
+# extended attributes; without them a folder of the layers cannot be removed.
 mount -t overlay elk-board-root \
-    -o "lowerdir=$assets:$rootfs,upperdir=$instance/upper,workdir=$instance/work" "$root"
+    -o "userxattr,lowerdir=$assets:$rootfs,upperdir=$instance/upper,workdir=$instance/work" "$root"
 
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+# A user namespace may not mount sysfs (that needs a network namespace of its own).
+mount --rbind /sys "$root/sys"
+mount -o remount,bind,ro,nosuid,nodev,noexec "$root/sys"
 
 # A minimal /dev: the usual character devices, private ptys for ssh sessions.
 mount -t tmpfs -o mode=0755,nosuid elk-board-dev "$root/dev"
@@ -50,6 +67,9 @@ ln -s /proc/self/fd/2 "$root/dev/stderr"
 mount -t tmpfs -o mode=1777,nosuid,nodev elk-board-tmp "$root/tmp"
 mount -t tmpfs -o mode=0755,nosuid,nodev elk-board-run "$root/run"
 mkdir -p "$root/run/sshd" "$root/udata"
+# The launcher's per-user folders of qemu links (named like the programs).
+install -d -m 1777 "$root/run/elk-board/qemu"
+install -d -m 0755 "$root/run/elk-board/qemu/0"
 mount --bind "$instance/udata" "$root/udata"
 
 # This instance's host key (persistent: known_hosts stays valid across restarts)
@@ -74,6 +94,11 @@ fi
 mv "$instance/board.pid.tmp" "$instance/board.pid"
 # sshd becomes PID 1: it reaps every orphan (a detached Sushi included), and the
 # board ends with it.
-exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 \
+path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+if [ "$pinning" = env ]; then
+    exec env -i PATH="$path" LANG=C.UTF-8 QEMU_CPU="$cpu" \
+        chroot "$root" /usr/sbin/sshd -D -e -f "$config" -p "$port" -o ListenAddress=127.0.0.1 \
+        -o SetEnv="QEMU_CPU=$cpu"
+fi
+exec env -i PATH="$path" LANG=C.UTF-8 \
     chroot "$root" /usr/sbin/sshd -D -e -f "$config" -p "$port" -o ListenAddress=127.0.0.1
