@@ -106,7 +106,7 @@ def build_example(cfg: Config, step: Callable[[str, str], None], host: Executor,
                               host=host)
     bundled = ", ".join(p.name for p in result.bundle.libraries) or "no extra libraries"
     step("built", f"{EXAMPLE_PLUGIN} for {result.toolchain}: {result.status} "
-                  f"({result.seconds:.1f} s), ABI gate {result.profile} passed, bundled {bundled}")
+                  f"({result.seconds:.1f} s), ABI gate {', '.join(result.profiles)} passed, bundled {bundled}")
     return result.bundle.path
 
 

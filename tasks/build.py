@@ -13,7 +13,7 @@ from tasks.shell import load
                 "toolchain": "toolchain to build with (default: the project's toolchain)",
                 "config": "CMake build configuration: Release or Debug",
                 "board_profile": "board whose ABI the bundle must fit: elk-0.11, elk-1.x or "
-                                 "emulated (default: the toolchain's)",
+                                 "emulated (default: the toolchain's; debian-arm64: both Elk lines)",
                 "local": "build on this host instead of in the toolchain's container",
                 "jobs": "parallel compile jobs (default 2)",
                 "force": "rebuild even when every input is unchanged",
@@ -49,4 +49,4 @@ def build(c, plugin=None, toolchain="", config="Release", board_profile="", loca
         else:
             libraries = ", ".join(p.name for p in result.bundle.libraries) or "none"
             print(f"{name}: built in {result.seconds:.0f} s -> "
-                  f"{result.bundle.path} (bundled: {libraries}; ABI gate: {result.profile} ok)")
+                  f"{result.bundle.path} (bundled: {libraries}; ABI gate: {', '.join(result.profiles)} ok)")

@@ -36,7 +36,8 @@ from elkbuild.errors import ElkbuildError
 from elkbuild.executor import LocalExecutor
 
 HOW_TO_GET = ("run as root on Debian with scripts/bootstrap.sh's packages "
-              "(qemu-user-static, binfmt-support, mmdebstrap, gcc-aarch64-linux-gnu); "
+              "(qemu-user-static, binfmt-support, mmdebstrap) and a Docker engine (the "
+              "stand-ins are compiled in the debian-arm64 image); "
               "`invoke board-up` shows what is missing")
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import jinja2
 import yaml
 
+from elkbuild.config import DEFAULTS
 from elkbuild.elf import read_elf
 from elkbuild.errors import MISSING, ConfigError, ToolMissing, UsageError
 from elkbuild.executor import Completed, Executor, LineSink, LocalExecutor, require
@@ -123,10 +124,11 @@ class Toolchain:
         return True
 
     @property
-    def default_board_profile(self) -> str:
-        """The board its output is gated against unless the build names one:
-        the real board it is for (the emulated board provides a superset)."""
-        return "elk-1.x"
+    def default_board_profiles(self) -> tuple[str, ...]:
+        """The boards its output is gated against unless the build names one: the
+        real boards it is for (the definition's `board_profiles`, else Elk 1.x; the
+        emulated board provides a superset)."""
+        return tuple(self.definition.get("board_profiles") or ("elk-1.x",))
 
     # ---- CMake -----------------------------------------------------------------
 
@@ -195,6 +197,10 @@ class Toolchain:
     def compiler(self) -> str:
         """The C++ compiler a host install of this toolchain provides."""
         return f"g++-{self.definition['gcc_version']}"
+
+    def c_compiler(self) -> str:
+        """The C compiler next to `compiler()`."""
+        return f"gcc-{self.definition['gcc_version']}"
 
     def _identity_parts(self) -> dict[str, Any]:
         parts: dict[str, Any] = {
@@ -293,6 +299,9 @@ class DebianCrossToolchain(Toolchain):
     def compiler(self) -> str:
         return f"{self.definition['triple']}-g++-{self.definition['gcc_version']}"
 
+    def c_compiler(self) -> str:
+        return f"{self.definition['triple']}-gcc-{self.definition['gcc_version']}"
+
 
 @dataclass(frozen=True)
 class NativeToolchain(Toolchain):
@@ -321,8 +330,8 @@ class ElkSdkToolchain(Toolchain):
         return self.release.target_sysroot_path
 
     @property
-    def default_board_profile(self) -> str:
-        return "elk-0.11" if self.release.os_version == "0.11" else "elk-1.x"
+    def default_board_profiles(self) -> tuple[str, ...]:
+        return ("elk-0.11",) if self.release.os_version == "0.11" else ("elk-1.x",)
 
     def _template_values(self) -> dict[str, Any]:
         return {**super()._template_values(), "version": self.release.version,
@@ -442,6 +451,28 @@ class OnDemandExecutor:
                     display=self.display)
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """The part of a project's configuration a toolchain's executor and image need,
+    for builds that belong to no project (what elkbuild itself puts on a board)."""
+
+    root: Path
+    cache_dir: Path
+
+    def section(self, name: str) -> dict[str, Any]:
+        return {}
+
+
+def board_program_executor(cache_dir: Path, host: Executor, *,
+                           work_dir: Path | None = None) -> OnDemandExecutor:
+    """What compiles the programs elkbuild itself runs on a board (the emulated
+    board's stand-ins, the aarch64 vst3host): BOARD_TOOLCHAIN's container, so they
+    have the same compiler and glibc floor as the plugins. It sees the cache (and
+    `work_dir`, when given); made, and its image built, on first use only."""
+    workspace = Workspace(root=Path(work_dir or cache_dir), cache_dir=Path(cache_dir))
+    return OnDemandExecutor(get_toolchain(BOARD_TOOLCHAIN), workspace, host)
+
+
 # ---- registry ------------------------------------------------------------------
 
 
@@ -483,6 +514,11 @@ def _load_definition(path: Path) -> dict[str, Any]:
     for key in required:
         if key not in data:
             raise ConfigError(path, key, MISSING, "is required")
+    profiles = data.get("board_profiles")
+    if profiles is not None and not (isinstance(profiles, list) and profiles
+                                     and all(isinstance(p, str) for p in profiles)):
+        raise ConfigError(path, "board_profiles", profiles,
+                          "must be a non-empty list of board profile names, e.g. [elk-0.11, elk-1.x]")
     return data
 
 
@@ -503,6 +539,10 @@ def _build_registry() -> dict[str, Toolchain]:
 
 TOOLCHAINS: dict[str, Toolchain] = _build_registry()
 """Every known toolchain by name (elk-sdk-0.11.0, elk-sdk-1.0.0, elk-sdk-1.1.0, debian-arm64, native)."""
+
+BOARD_TOOLCHAIN: str = DEFAULTS["toolchain"]
+"""The default toolchain (debian-arm64), which also builds every program elkbuild
+itself runs on a board: one compiler for everything on a board."""
 
 
 def get_toolchain(name: str, cfg: Any = None) -> Toolchain:

@@ -101,8 +101,12 @@ def plan_for(toolchain: Toolchain, cache_dir: Path, *, mirror: str = DEBIAN_MIRR
     served: dict[str, tuple[Path, str]] = {}
     if toolchain.kind == "debian-arm64":
         sysroot = toolchain.definition["sysroot"]
+        # The cross compiler comes from the sysroot's suite and mirror, so its libc
+        # is the sysroot's.
         args.update(SYSROOT=sysroot["path"], SYSROOT_SUITE=sysroot["suite"],
-                    SYSROOT_PACKAGES=" ".join(sysroot["packages"]))
+                    SYSROOT_MIRROR=sysroot.get("mirror") or mirror,
+                    SYSROOT_PACKAGES=" ".join(sysroot["packages"]),
+                    GCC_VERSION=str(toolchain.definition["gcc_version"]))
     if toolchain.sdk:
         installer, sha256 = sdk_installer(toolchain, cache_dir, on_progress=on_progress)
         args.update(SDK_DIR=toolchain.sdk.install_dir, SDK_INSTALLER_SHA256=sha256)

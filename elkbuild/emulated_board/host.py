@@ -15,14 +15,14 @@ from elkbuild.executor import Executor, installed
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"
 APT_HINT = ("install the host packages: apt-get install qemu-user-static binfmt-support "
-            "mmdebstrap gcc-aarch64-linux-gnu openssh-client (scripts/bootstrap.sh does)")
+            "mmdebstrap openssh-client (scripts/bootstrap.sh does)")
 
-# Host programs the board needs, and the package each comes from.
+# Host programs the board needs, and the package each comes from. Its aarch64
+# programs are compiled in the default toolchain's container, not by a host compiler.
 REQUIRED_TOOLS = {
     "mmdebstrap": "mmdebstrap",
     "qemu-aarch64-static": "qemu-user-static",
     "update-binfmts": "binfmt-support",
-    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
     "ssh-keygen": "openssh-client",
     "unshare": "util-linux",
     "nsenter": "util-linux",

@@ -4,7 +4,10 @@
   needs), then turned into Elk's shape by assets/customize.sh. Slow (minutes under
   qemu), so it is keyed by a hash of everything that goes into it.
 - assets: the stand-ins cross-compiled for aarch64 (sushi, rtstat/evl, the SIGXCPU
-  demo) plus plain files (sshd settings, wrappers). Seconds to rebuild.
+  demo, the VST3 host) plus plain files (sshd settings, wrappers). Seconds to
+  rebuild. They are compiled in the default toolchain's container, with the
+  compiler and glibc floor plugins get, so they run on every board a plugin does;
+  the key follows that toolchain, so a new compiler rebuilds them.
 
 Both live under $ELKBUILD_CACHE/board/ as <kind>-<key>/ directories; a build goes
 to a .partial directory first and is renamed into place, under a lock, so a crash
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, board_program_executor, get_toolchain
 from elkbuild.deps.debian import mmdebstrap_argv
 from elkbuild.executor import Executor
 from elkbuild.locks import locked
@@ -58,7 +62,6 @@ PROGRAMS = {
                                              ["-fPIC", "-shared", "-fvisibility=hidden", "-ldl"]),
 }
 VST3HOST = Path("usr/lib/elk-board/vst3host")
-CROSS_CC = "aarch64-linux-gnu-gcc"
 # -g: the SIGXCPU backtrace through qemu's gdb stub names functions and lines.
 CFLAGS = ["-O1", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-format-truncation", "-pthread"]
@@ -81,7 +84,8 @@ def rootfs_key() -> str:
 
 
 def assets_key() -> str:
-    digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS},
+    digest = hashlib.sha256(json.dumps({"programs": PROGRAMS, "cflags": CFLAGS,
+                                        "toolchain": get_toolchain(BOARD_TOOLCHAIN).identity()},
                                        sort_keys=True).encode())
     tree = [p for p in (*SOURCES.rglob("*"), *FILES.rglob("*"))
             if p.is_file() and not p.is_symlink()]
@@ -113,15 +117,19 @@ def cached_layers(cache_dir: Path) -> Layers:
     return Layers(cache / f"rootfs-{rootfs_key()}", cache / f"assets-{assets_key()}")
 
 
-def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None = None) -> Layers:
-    """Both layers, built if missing (the rootfs takes minutes, once)."""
+def ensure_layers(executor: Executor, cache_dir: Path, progress: Progress | None = None,
+                  compiler: Callable[[], Executor] | None = None) -> Layers:
+    """Both layers, built if missing (the rootfs takes minutes, once). `executor`
+    runs this machine's commands; `compiler` (default: BOARD_TOOLCHAIN's container,
+    started only when the assets are built) compiles the stand-ins."""
     layers = cached_layers(cache_dir)
     say = progress or (lambda line: log.info("%s", line))
     with locked(board_cache(cache_dir) / ".lock"):
         if not layers.rootfs.is_dir():
             build_rootfs(executor, layers.rootfs, say)
         if not layers.assets.is_dir():
-            build_assets(executor, layers.assets, say)
+            make = compiler or board_program_executor(cache_dir, executor)
+            build_assets(make(), layers.assets, say)
     return layers
 
 
@@ -150,17 +158,20 @@ def build_rootfs(executor: Executor, target: Path, say: Progress) -> None:
     partial.rename(target)
 
 
-def build_assets(executor: Executor, target: Path, say: Progress) -> None:
+def build_assets(compiler: Executor, target: Path, say: Progress) -> None:
+    """The assets layer; `compiler` runs BOARD_TOOLCHAIN's compilers (its container)."""
     partial = _fresh(target)
-    say("cross-compiling the board's stand-ins (sushi, evl/rtstat, SIGXCPU demo)")
+    cc = get_toolchain(BOARD_TOOLCHAIN).c_compiler()
+    say(f"cross-compiling the board's stand-ins (sushi, evl/rtstat, SIGXCPU demo) with {cc}")
     for relative, (sources, flags) in PROGRAMS.items():
         output = partial / relative
         output.parent.mkdir(parents=True, exist_ok=True)
-        executor.run([CROSS_CC, *CFLAGS, "-o", str(output),
+        compiler.run([cc, *CFLAGS, "-o", str(output),
                       *(str(SOURCES / name) for name in sources), *flags],
-                     hint="install gcc-aarch64-linux-gnu")
+                     hint=f"{cc} is in the {BOARD_TOOLCHAIN} image "
+                          f"(invoke docker-image --toolchain {BOARD_TOOLCHAIN})")
     say("cross-compiling the VST3 host its Sushi processes files with")
-    host = build_host(executor, target.parent / "vst3host", "aarch64")
+    host = build_host(compiler, target.parent / "vst3host", "aarch64")
     (partial / VST3HOST).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(host.host, partial / VST3HOST)
     shutil.copy2(host.interposer, partial / VST3HOST.with_name("librt_interpose.so"))

@@ -8,7 +8,8 @@ Stages, each skipped when its inputs are unchanged:
    --local) into build/plugins/<toolchain>/<Name>/;
 3. bundle assembly into build/bundles/<toolchain>/<Name>.vst3: the engine's
    shared libraries found by walking DT_NEEDED, the model, `aarch64-linux`;
-4. the ABI gate against the target board's profile.
+4. the ABI gate against the target boards' profiles (the one named, or each of
+   the toolchain's default boards: both Elk lines for debian-arm64).
 
 A build whose every input (project files, engine prefix, toolchain, options,
 board profile) has the same digest as the last successful one does nothing and
@@ -54,7 +55,7 @@ class PluginBuild:
     project: PluginProject
     toolchain: str
     config: str
-    profile: str
+    profiles: tuple[str, ...]         # the board profiles the bundle passed (or would be gated against)
     bundle: Bundle | None
     status: str                       # "built" | "up to date" | "would build" (dry run)
     changed: list[str] = field(default_factory=list)
@@ -65,7 +66,7 @@ class PluginBuild:
     def as_json(self) -> dict[str, Any]:
         bundle = self.bundle
         return {"plugin": self.project.identity.name, "toolchain": self.toolchain,
-                "config": self.config, "board_profile": self.profile, "status": self.status,
+                "config": self.config, "board_profiles": list(self.profiles), "status": self.status,
                 "changed": self.changed, "seconds": round(self.seconds, 3),
                 "bundle": str(bundle.path) if bundle else None,
                 "libraries": [p.name for p in bundle.libraries] if bundle else []}
@@ -76,7 +77,7 @@ def bundles_dir(build_dir: Path, toolchain: str) -> Path:
 
 
 def _inputs(project: PluginProject, engine: Engine, toolchain: Toolchain, config: str,
-            profile: BoardProfile) -> dict[str, str]:
+            profiles: list[BoardProfile]) -> dict[str, str]:
     """Named digests of everything the build's result depends on."""
     return {
         "project": tree_digest(project.root),
@@ -85,7 +86,7 @@ def _inputs(project: PluginProject, engine: Engine, toolchain: Toolchain, config
         "engine": f"{engine.package}-{engine.version} {engine.key}",
         "toolchain": str(toolchain.identity()),
         "config": config,
-        "board profile": _profile_digest(profile),
+        "board profile": " ".join(_profile_digest(profile) for profile in profiles),
         "elkbuild": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "juce": patched_juce_key(),
     }
@@ -125,12 +126,13 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     started = time.monotonic()
     project = load_project(project_dir)
     name = project.identity.name
-    profile_name = profile_name or toolchain.default_board_profile
-    profile = get_board_profile(profile_name)
-    if profile.arch != toolchain.arch:
-        raise UsageError(f"board profile {profile_name}: an {profile.arch} board, but toolchain "
-                         f"{toolchain.name} builds for {toolchain.arch}",
-                         "pick a board profile of the toolchain's architecture")
+    names = (profile_name,) if profile_name else toolchain.default_board_profiles
+    profiles = [get_board_profile(each) for each in names]
+    for profile in profiles:
+        if profile.arch != toolchain.arch:
+            raise UsageError(f"board profile {profile.name}: an {profile.arch} board, but toolchain "
+                             f"{toolchain.name} builds for {toolchain.arch}",
+                             "pick a board profile of the toolchain's architecture")
 
     prefix = stage_engine(ENGINE_DEPENDENCY[project.engine])
     engine = (planned_engine(project.engine, prefix) if dry_run and read_metadata(prefix) is None
@@ -139,10 +141,10 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     out_dir = bundles_dir(Path(cfg.build_dir), toolchain.name)
     bundle_path = BundleLayout.named(out_dir, name).path
     stamp = out_dir / f".{name}.{STAMP}"
-    inputs = _inputs(project, engine, toolchain, config, profile)
+    inputs = _inputs(project, engine, toolchain, config, profiles)
     changed = ["--force"] if force else _changed(stamp, inputs, bundle_path)
     if not changed:
-        return PluginBuild(project, toolchain.name, config, profile_name, _existing(bundle_path, name),
+        return PluginBuild(project, toolchain.name, config, names, _existing(bundle_path, name),
                            "up to date", [], time.monotonic() - started, build_dir, bundle_path)
 
     verb = "would build" if dry_run else "building"
@@ -165,9 +167,9 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     executor.run(cmake.build_argv(build_dir, name, jobs), on_line=on_line,
                  hint="see the compiler output above")
     if dry_run:
-        say(f"{name}: would assemble {bundle_path}, gate it against board profile "
-            f"{profile_name} and write {stamp}")
-        return PluginBuild(project, toolchain.name, config, profile_name, None, "would build",
+        say(f"{name}: would assemble {bundle_path}, gate it against board profile(s) "
+            f"{', '.join(names)} and write {stamp}")
+        return PluginBuild(project, toolchain.name, config, names, None, "would build",
                            changed, time.monotonic() - started, build_dir, bundle_path)
     built = cmake.built_bundle(build_dir, name, config)
     if not built.is_dir():
@@ -178,11 +180,14 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     staging = out_dir / f".{name}.assembling"
     shutil.rmtree(staging, ignore_errors=True)
     say(f"{name}: assembling {bundle_path}")
-    staged = _assemble_with_sysroot_libraries(built, staging, project, engine, toolchain, profile,
+    # The first profile says which libraries are the board's (the Elk lines agree);
+    # the gate then checks the bundle against every profile.
+    staged = _assemble_with_sysroot_libraries(built, staging, project, engine, toolchain, profiles[0],
                                               executor, build_dir / "sysroot-libs", say)
-    say(f"{name}: ABI gate against board profile {profile_name}")
+    say(f"{name}: ABI gate against board profile(s) {', '.join(names)}")
     try:
-        require_deployable(staged.path, profile)
+        for profile in profiles:
+            require_deployable(staged.path, profile)
     except BuildError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -195,7 +200,7 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     shutil.rmtree(staging, ignore_errors=True)
     stamp.write_text(json.dumps({"inputs": inputs, "built_at": time.time()}, indent=1))
     bundle = _existing(bundle_path, name, copied={p.name for p in staged.libraries})
-    return PluginBuild(project, toolchain.name, config, profile_name, bundle, "built", changed,
+    return PluginBuild(project, toolchain.name, config, names, bundle, "built", changed,
                        time.monotonic() - started, build_dir, bundle_path)
 
 

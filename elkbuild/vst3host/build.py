@@ -2,8 +2,10 @@
 
 vst3host.cpp hosts a plugin for rt-check, info and file processing; rt_interpose.cpp
 (loaded with LD_PRELOAD) counts allocations, locks and waits on the audio thread.
-Both are compiled once per hash of their sources and the compiler; the aarch64
-build runs here under qemu-user and is what the emulated board's image carries.
+Both are compiled once per hash of their sources and the compiler. The aarch64
+build is what the emulated board's image carries: it is compiled with the default
+toolchain's cross compiler, so `executor` must be that toolchain's (its
+container), and it runs under qemu-user with that compiler's target libc.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, get_toolchain
 from elkbuild.bundle.layout import arch_dir
 from elkbuild.errors import BuildError, CommandFailed, UsageError
 from elkbuild.executor import Executor, require
@@ -32,7 +35,7 @@ class Target:
 
     arch: str
     compiler: str
-    package: str          # Debian package of the compiler, for the error hint
+    install: str          # how to get the compiler, for the error hint
     sysroot: Path | None  # the target's libc for qemu-user; None when native
 
     @property
@@ -41,10 +44,12 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "x86_64": Target("x86_64", "g++", "g++", None),
+    "x86_64": Target("x86_64", "g++", "apt-get install g++", None),
     # The cross compiler ships libc, libstdc++ and libdl for the target, all the host
     # links, so no board sysroot is needed.
-    "aarch64": Target("aarch64", "aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu",
+    "aarch64": Target("aarch64", get_toolchain(BOARD_TOOLCHAIN).compiler(),
+                      f"it is in the {BOARD_TOOLCHAIN} image: build through that toolchain's "
+                      "executor (invoke docker-image builds the image)",
                       Path("/usr/aarch64-linux-gnu")),
 }
 
@@ -85,17 +90,25 @@ class HostBuild:
         return [*runner, str(self.host), *args]
 
 
+# Lists the SDK's pluginterfaces with their hashes where the compiler runs (the
+# host or a toolchain's container); fails when funknown.cpp is not there.
+_HASH_SDK = ('cd "$1" && test -f pluginterfaces/base/funknown.cpp && '
+             'find pluginterfaces -type f | LC_ALL=C sort | xargs sha256sum')
+
+
 def _build_key(executor: Executor, target: Target) -> str:
-    require(target.compiler, f"apt-get install {target.package}")
-    if not (VST3_SDK / "pluginterfaces" / "base" / "funknown.cpp").is_file():
+    found = executor.run(["sh", "-c", 'command -v "$1"', "find-compiler", target.compiler], check=False)
+    if not found.ok:
+        raise BuildError(f"{target.compiler}: not found by the executor {executor.name}",
+                         target.install)
+    headers = executor.run(["sh", "-c", _HASH_SDK, "hash-sdk", str(VST3_SDK)], check=False)
+    if not headers.ok:
         raise BuildError(f"{VST3_SDK}: the VST3 SDK's pluginterfaces are missing",
                          "apt-get install juce-modules-source")
     digest = hashlib.sha256()
     for name in sorted({*HOST_SOURCES, *INTERPOSER_SOURCES}):
         digest.update(name.encode() + b"\0" + (SOURCES / name).read_bytes())
-    for header in sorted((VST3_SDK / "pluginterfaces").rglob("*")):
-        if header.is_file():
-            digest.update(str(header.relative_to(VST3_SDK)).encode() + b"\0" + header.read_bytes())
+    digest.update(headers.stdout.encode())
     version = executor.run([target.compiler, "--version"]).stdout
     digest.update(f"{target.arch}\0{target.compiler}\0{version}\0{' '.join(CXXFLAGS)}".encode())
     return digest.hexdigest()
@@ -116,7 +129,7 @@ def build_host(executor: Executor, build_dir: Path, arch: str = "x86_64", *,
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     nice = ["nice", "-n", str(niceness)] if niceness is not None else []
-    hint = f"the compiler is {target.compiler} (apt-get install {target.package})"
+    hint = f"the compiler is {target.compiler} ({target.install})"
     try:
         executor.run([*nice, target.compiler, *CXXFLAGS, f"-I{VST3_SDK}",
                       str(SOURCES / "vst3host.cpp"), str(VST3_SDK / "pluginterfaces/base/funknown.cpp"),

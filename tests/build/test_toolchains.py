@@ -119,7 +119,7 @@ def test_debian_arm64_toolchain_file_and_pkg_config_point_into_the_sysroot(cfg):
     toolchain = get_toolchain("debian-arm64", cfg)
     text = toolchain.cmake_toolchain_text()
     assert 'set(CMAKE_SYSROOT "/opt/sysroots/debian-arm64")' in text
-    assert "set(CMAKE_CXX_COMPILER /usr/bin/aarch64-linux-gnu-g++-12)" in text
+    assert "set(CMAKE_CXX_COMPILER /usr/bin/aarch64-linux-gnu-g++-10)" in text
     assert "set(CMAKE_SYSTEM_PROCESSOR aarch64)" in text
     assert "CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/qemu-aarch64-static;-L;/opt/sysroots/debian-arm64" in text
     env = toolchain.env()
@@ -133,7 +133,7 @@ def test_debian_arm64_toolchain_file_and_pkg_config_point_into_the_sysroot(cfg):
 def test_abi_is_known_for_every_toolchain():
     assert get_toolchain("elk-sdk-0.11.0").abi == Abi("2.31", "3.4.28")
     assert get_toolchain("elk-sdk-1.0.0").abi == Abi("2.35", "3.4.29")
-    assert get_toolchain("debian-arm64").abi == Abi("2.36", "3.4.30")
+    assert get_toolchain("debian-arm64").abi == Abi("2.31", "3.4.28")  # bullseye: Elk 0.11
 
 
 def test_read_abi_from_real_libraries():
@@ -183,7 +183,7 @@ def test_container_executor_mounts_project_cache_and_elkbuild(cfg):
 
     executor = get_toolchain("debian-arm64", cfg).executor(cfg, dry_run=True)
     assert isinstance(executor, ContainerExecutor) and EXECUTORS["container"] is ContainerExecutor
-    assert executor.image == "elkbuild/debian-arm64:bookworm"
+    assert executor.image == "elkbuild/debian-arm64:bookworm-glibc2.31"
     assert executor.user == f"{os.getuid()}:{os.getgid()}"
     mounts = set(executor.mounts)
     assert {cfg.root.resolve(), cfg.cache_dir.resolve()} <= mounts
@@ -222,3 +222,13 @@ def test_project_file_can_name_a_local_sdk_installer_and_its_sha256(tmp_path):
     with pytest.raises(ConfigError) as caught:
         get_toolchain("elk-sdk-1.0.0", load_config(root))
     assert caught.value.one_line().startswith(f"{project_file}: toolchains.elk-sdk-1.0.0.sdk_sha256 is 'nope';")
+
+
+def test_debian_arm64_builds_are_gated_against_both_elk_lines_by_default():
+    # Its glibc 2.31 sysroot and cross libc are Elk 0.11's, so one build fits 0.11 and 1.x.
+    toolchain = get_toolchain("debian-arm64")
+    assert toolchain.default_board_profiles == ("elk-0.11", "elk-1.x")
+    assert toolchain.abi.glibc == "2.31" and toolchain.definition["sysroot"]["suite"] == "bullseye"
+    assert get_toolchain("elk-sdk-0.11.0").default_board_profiles == ("elk-0.11",)
+    assert get_toolchain("elk-sdk-1.1.0").default_board_profiles == ("elk-1.x",)
+    assert get_toolchain("native").image == toolchain.image  # native runs in its image

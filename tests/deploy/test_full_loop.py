@@ -19,7 +19,7 @@ from deploy.helpers import project_file
 from elkbuild.bundle.abi_gate import require_deployable
 from elkbuild.build.profiles import get_board_profile
 from elkbuild.config import load_config
-from elkbuild.elf import read_elf
+from elkbuild.elf import read_elf, version_key
 from elkbuild.plugin.cross_build import build_plugin
 from elkbuild.build.toolchains import get_toolchain
 
@@ -54,9 +54,9 @@ def built(project: Path, elkbuild_cache: Path) -> dict:
 
 
 def test_build_makes_a_deployable_aarch64_bundle(built: dict, project: Path):
-    # Gated against a real Elk 1.x board (glibc 2.35, libstdc++ 3.4.29), not just the
-    # emulated one: static libstdc++ and the arc4random shim keep it within both.
-    assert built["status"] == "built" and built["board_profile"] == "elk-1.x"
+    # Gated against both real Elk lines (0.11: glibc 2.31, libstdc++ 3.4.28; 1.x: 2.35,
+    # 3.4.29), not just the emulated board: bullseye's cross GCC and static libstdc++.
+    assert built["status"] == "built" and built["board_profiles"] == ["elk-0.11", "elk-1.x"]
     bundle = Path(built["bundle"])
     assert bundle == project / "build" / "bundles" / "debian-arm64" / f"{PLUGIN}.vst3"
     folder = bundle / "Contents" / "aarch64-linux"
@@ -68,8 +68,15 @@ def test_build_makes_a_deployable_aarch64_bundle(built: dict, project: Path):
         {p.name for p in folder.iterdir()}
     assert not [n for n in binary.needed if n.startswith(("libX11", "libcurl", "libgtk"))]
     assert (bundle / "Contents" / "Resources" / "saturator.onnx").is_file()
-    for profile in ("elk-1.x", "emulated"):
+    for profile in ("elk-0.11", "elk-1.x", "emulated"):
         require_deployable(bundle, get_board_profile(profile))  # raises on any problem
+    # Elk 0.11's glibc is the floor of everything the bundle carries: the plugin, the
+    # engine and the libraries taken from the sysroot. bookworm's cross libc (2.36)
+    # would put GLIBC_2.34+ into the plugin.
+    glibc = [read_elf(path).highest_needed("GLIBC") for path in sorted(folder.iterdir())]
+    assert all(glibc) and max(glibc, key=version_key) == "2.30", glibc
+    assert version_key(max(glibc, key=version_key)) <= version_key("2.31")
+    assert read_elf(folder / f"{PLUGIN}.so").highest_needed("GLIBCXX") is None  # static libstdc++
 
 
 def test_unchanged_build_is_a_no_op_that_starts_no_container(built: dict, project: Path,
@@ -96,13 +103,23 @@ def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: d
     bundle = Path(built["bundle"])
     binary = bundle / "Contents" / "aarch64-linux" / f"{PLUGIN}.so"
     before = binary.read_bytes()
-    # Elk 0.11 has glibc 2.31: a bookworm-built plugin needs 2.35, and the gate says so.
-    refused = run_task("build", "--plugin", PLUGIN, "--board-profile", "elk-0.11", project=project,
-                       env=_env(elkbuild_cache), timeout=600)
+    # A module that hides its VST3 entry points (a version script making every symbol
+    # local) builds, but Sushi could not load it: the gate refuses it.
+    cmakelists = project / "plugins" / PLUGIN / "CMakeLists.txt"
+    original = cmakelists.read_text()
+    (cmakelists.parent / "hide-all.map").write_text("{ local: *; };\n")
+    cmakelists.write_text(original + f"target_link_options({PLUGIN}_VST3 PRIVATE "
+                          "-Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/hide-all.map)\n")
+    try:
+        refused = run_task("build", "--plugin", PLUGIN, project=project,
+                           env=_env(elkbuild_cache), timeout=600)
+    finally:
+        cmakelists.write_text(original)
+        (cmakelists.parent / "hide-all.map").unlink()
     assert refused.returncode == 1, refused.stderr
     assert "Traceback" not in refused.stderr
-    assert "cannot run on the elk-0.11 board" in refused.stderr and "GLIBC_2.35" in refused.stderr
-    assert "rebuild it with elk-sdk-0.11.0" in refused.stderr
+    assert "cannot run on the elk-0.11 board" in refused.stderr
+    assert "does not export the function GetPluginFactory" in refused.stderr
     assert binary.read_bytes() == before
     assert sorted(p.name for p in bundle.parent.iterdir() if p.is_dir()) == [f"{PLUGIN}.vst3"]
     again = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))

@@ -27,8 +27,9 @@ def _local_toolchain(cfg: Any, sysroot: str) -> tuple[Any, Callable[[], Executor
     definition = dict(toolchain.definition)
     definition["sysroot"] = {**definition["sysroot"], "path": sysroot}
     toolchain = replace(toolchain, definition=definition)
-    require_real_part(shutil.which("aarch64-linux-gnu-g++-12") is not None,
-                      "the aarch64 cross compiler", "apt-get install g++-aarch64-linux-gnu")
+    require_real_part(shutil.which(toolchain.compiler()) is not None,
+                      f"the aarch64 cross compiler {toolchain.compiler()}",
+                      "install bullseye's g++-10-aarch64-linux-gnu (see docker/debian-arm64.Dockerfile)")
     return toolchain, lambda: toolchain.executor(cfg, local=True)
 
 

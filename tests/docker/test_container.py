@@ -56,7 +56,7 @@ def test_cross_compiles_for_aarch64_as_the_invoking_user(project, arm64):
     toolchain, executor = arm64
     (project.root / "hello.cpp").write_text(HELLO)
     (project.root / "out").mkdir()
-    executor.run(["aarch64-linux-gnu-g++-12", f"--sysroot={toolchain.sysroot}",
+    executor.run([toolchain.compiler(), f"--sysroot={toolchain.sysroot}",
                   *toolchain.cpu_flags, "-O2", "hello.cpp", "-o", "out/hello"], cwd=str(project.root))
     binary = project.root / "out" / "hello"
     assert machine(binary) == "EM_AARCH64"
@@ -69,7 +69,7 @@ def test_cross_compiles_for_aarch64_as_the_invoking_user(project, arm64):
 
 def test_files_are_owned_by_the_uid_the_container_runs_as(project, arm64):
     """With a uid:gid other than root's, nothing the container writes is root-owned."""
-    _, executor = arm64
+    toolchain, executor = arm64
     other = ContainerExecutor(image=executor.image, mounts=executor.mounts, user="4321:4322",
                               workdir=str(project.root), cache_dir=executor.cache_dir,
                               base_env=executor.base_env, client=executor.client)
@@ -77,7 +77,7 @@ def test_files_are_owned_by_the_uid_the_container_runs_as(project, arm64):
     work.mkdir()
     work.chmod(0o777)
     (work / "hello.cpp").write_text(HELLO)
-    other.run(["sh", "-c", "id -u; id -g; aarch64-linux-gnu-g++-12 --sysroot=/opt/sysroots/debian-arm64 "
+    other.run(["sh", "-c", f"id -u; id -g; {toolchain.compiler()} --sysroot={toolchain.sysroot} "
                "-c hello.cpp -o hello.o"], cwd=str(work))
     produced = work / "hello.o"
     assert (produced.stat().st_uid, produced.stat().st_gid) == (4321, 4322)
@@ -111,7 +111,7 @@ def test_exit_codes_stdin_and_timeouts(arm64):
 def test_ccache_volume_persists_between_containers(project, arm64):
     toolchain, executor = arm64
     (project.root / "hello.cpp").write_text(HELLO)
-    compile_once = ["ccache", "aarch64-linux-gnu-g++-12", f"--sysroot={toolchain.sysroot}",
+    compile_once = ["ccache", toolchain.compiler(), f"--sysroot={toolchain.sysroot}",
                     "-c", "hello.cpp", "-o", "hello.o"]
     executor.run(["ccache", "--zero-stats"])
     executor.run(compile_once)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 import time
 from dataclasses import replace
@@ -23,6 +24,7 @@ from elkbuild.docker.images import (
     sdk_installer,
 )
 from elkbuild.errors import BuildError, UsageError
+from elkbuild.elf import version_key
 from elkbuild.executor import LocalExecutor
 from elkbuild.build.toolchains import get_toolchain, read_abi
 
@@ -54,12 +56,15 @@ def test_seeding_knows_debian_suites_only():
 
 def test_debian_arm64_plan_carries_the_sysroot_definition(tmp_path):
     plan = plan_for(get_toolchain("debian-arm64"), tmp_path)
-    assert plan.tag == "elkbuild/debian-arm64:bookworm"
+    assert plan.tag == "elkbuild/debian-arm64:bookworm-glibc2.31"
     assert plan.base == "debian:bookworm-slim"
     assert plan.build_args["SYSROOT"] == "/opt/sysroots/debian-arm64"
-    assert plan.build_args["SYSROOT_SUITE"] == "bookworm"
+    # The cross compiler comes from the sysroot's suite (Elk 0.11's glibc 2.31).
+    assert plan.build_args["SYSROOT_SUITE"] == "bullseye"
+    assert plan.build_args["SYSROOT_MIRROR"] == "http://deb.debian.org/debian"
+    assert plan.build_args["GCC_VERSION"] == "10"
     packages = plan.build_args["SYSROOT_PACKAGES"].split()
-    assert packages[:2] == ["libc6-dev", "libstdc++-12-dev"] and "libasound2-dev" in packages
+    assert packages[:2] == ["libc6-dev", "libstdc++-10-dev"] and "libasound2-dev" in packages
     assert plan.served_files == {}
 
 
@@ -158,8 +163,8 @@ def test_debian_arm64_image_has_the_tools_the_builds_need(tmp_path, debian_arm64
 
     cfg = load_config(tmp_path)
     executor = get_toolchain("debian-arm64", cfg).executor(cfg)
-    for tool in ("cmake", "ninja", "ccache", "pkg-config", "python3", "aarch64-linux-gnu-g++-12",
-                 "g++-12", "qemu-aarch64-static", "patchelf"):
+    for tool in ("cmake", "ninja", "ccache", "pkg-config", "python3", "aarch64-linux-gnu-g++-10",
+                 "aarch64-linux-gnu-gcc-10", "g++-12", "qemu-aarch64-static", "patchelf"):
         assert executor.run(["sh", "-c", f"command -v {tool}"], check=False).ok, tool
     # pkg-config answers for the target, from the sysroot
     flags = executor.run(["pkg-config", "--cflags", "--libs", "alsa"]).stdout.split()
@@ -174,7 +179,25 @@ def test_declared_abi_matches_the_sysroot_in_the_image(docker_engine, debian_arm
     libstdcxx = _file_from_image(docker_engine.sdk, debian_arm64_image.tag,
                                  f"{toolchain.sysroot}/usr/lib/aarch64-linux-gnu/libstdc++.so.6",
                                  tmp_path / "libstdc++.so.6")
-    assert read_abi(libc, libstdcxx) == toolchain.abi
+    # The declared glibc is the release; aarch64's libc 2.31 defines symbol versions up
+    # to GLIBC_2.30 only (2.31 added none there), which binaries then need at most.
+    measured = read_abi(libc, libstdcxx)
+    assert measured.glibcxx == toolchain.abi.glibcxx
+    assert _glibc_release(libc) == toolchain.abi.glibc == "2.31"
+    assert version_key(measured.glibc) <= version_key(toolchain.abi.glibc)
+    # gcc links the cross libc (/usr/aarch64-linux-gnu) ahead of the sysroot's: it must be
+    # the same glibc, Elk 0.11's. bookworm's libc6-dev-arm64-cross (2.36) fails here.
+    cross = _file_from_image(docker_engine.sdk, debian_arm64_image.tag,
+                             "/usr/aarch64-linux-gnu/lib/libc.so.6", tmp_path / "cross-libc.so.6")
+    assert _glibc_release(cross) == toolchain.abi.glibc
+    assert read_abi(cross, libstdcxx).glibc == measured.glibc
+
+
+def _glibc_release(libc: Path) -> str:
+    """The release a libc.so.6 says it is ("... release version 2.31.")."""
+    found = re.search(rb"release version (\d+\.\d+)", libc.read_bytes())
+    assert found, libc
+    return found.group(1).decode()
 
 
 @pytest.mark.slow

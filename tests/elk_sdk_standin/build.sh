@@ -48,9 +48,10 @@ for tool in "$native"/usr/bin/aarch64-linux-gnu-*; do
     fi
 done
 
-# Yocto's tool names, in Yocto's place.
+# Yocto's tool names, in Yocto's place, for the image's one cross GCC.
+gcc_version=$(basename "$(ls /usr/bin/aarch64-linux-gnu-gcc-[0-9]* | head -n 1)" | sed 's/.*-//')
 for tool in gcc g++ cpp; do
-    printf '#!/bin/sh\nexec "$(dirname "$0")/../aarch64-linux-gnu-%s-12" "$@"\n' "$tool" \
+    printf '#!/bin/sh\nexec "$(dirname "$0")/../aarch64-linux-gnu-%s-%s" "$@"\n' "$tool" "$gcc_version" \
         > "$native/usr/bin/aarch64-elk-linux/aarch64-elk-linux-$tool"
 done
 for tool in ar as ld nm objcopy objdump ranlib readelf strip; do

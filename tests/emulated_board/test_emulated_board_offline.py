@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, get_toolchain
 from elkbuild.emulated_board import EmulatedBoard, images
 from elkbuild.errors import BoardError, UsageError
 from elkbuild.executor import LocalExecutor
@@ -24,6 +26,15 @@ def test_cache_keys_are_stable_and_name_both_layers(tmp_path):
     assert layers.rootfs.name == f"rootfs-{images.rootfs_key()}"
     assert layers.assets.name == f"assets-{images.assets_key()}"
     assert layers.rootfs.parent == tmp_path / "board"
+
+
+def test_assets_key_follows_the_compiler_that_builds_them(monkeypatch):
+    """A change of the board toolchain's compiler makes a new assets layer."""
+    before = images.assets_key()
+    toolchain = get_toolchain(BOARD_TOOLCHAIN)
+    other = replace(toolchain, definition={**toolchain.definition, "gcc_version": "12"})
+    monkeypatch.setattr(images, "get_toolchain", lambda name: other if name == BOARD_TOOLCHAIN else None)
+    assert images.assets_key() != before
 
 
 def test_every_program_source_exists_and_board_package_set_is_minimal():

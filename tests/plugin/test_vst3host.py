@@ -5,7 +5,6 @@ natively with JUCE, a deliberately bad plugin compiled here, qemu-user for aarch
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,10 @@ from conftest import require_real_part
 from delayed import delayed_error
 
 from elkbuild.config import load_config
+from elkbuild.elf import read_elf, version_key
 from elkbuild.errors import BuildError, UsageError
-from elkbuild.executor import LocalExecutor
+from elkbuild.build.toolchains import BOARD_TOOLCHAIN, Workspace, get_toolchain
+from elkbuild.executor import Executor, LocalExecutor
 from elkbuild.plugin.native_build import NativeBuild
 from elkbuild.vst3host.build import VST3_SDK, HostBuild, build_host
 from elkbuild.vst3host.rt_check import format_report, rt_check
@@ -48,15 +49,16 @@ def host(build_dir: Path) -> HostBuild:
     return build_host(LocalExecutor(), build_dir)
 
 
-def _compile_bad(into: Path, compiler: str, arch: str, *defines: str) -> Path:
+def _compile_bad(into: Path, compiler: str, arch: str, *defines: str,
+                 executor: Executor | None = None) -> Path:
     """Bad.vst3/Contents/<arch>-linux/Bad.so, compiled from tests/plugins/bad_plugin."""
     bundle = into / "Bad.vst3"
     binary = bundle / "Contents" / f"{arch}-linux" / "Bad.so"
     binary.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["nice", "-n", "10", compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
-                           "-fvisibility=hidden", *defines, f"-I{VST3_SDK}", str(BAD_SOURCE),
-                           str(VST3_SDK / "pluginterfaces/base/funknown.cpp"), "-o", str(binary)],
-                          capture_output=True, text=True)
+    done = (executor or LocalExecutor()).run(
+        ["nice", "-n", "10", compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
+         "-fvisibility=hidden", *defines, f"-I{VST3_SDK}", str(BAD_SOURCE),
+         str(VST3_SDK / "pluginterfaces/base/funknown.cpp"), "-o", str(binary)], check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return bundle
 
@@ -208,24 +210,24 @@ def test_unchanged_host_is_not_rebuilt(host: HostBuild, build_dir: Path):
 
 # ---- aarch64 -----------------------------------------------------------------
 
-def test_aarch64_host_is_an_aarch64_elf_and_runs_under_qemu(build_dir: Path, tmp_path: Path):
+def test_aarch64_host_is_an_aarch64_elf_and_runs_under_qemu(build_dir: Path, tmp_path: Path,
+                                                           debian_arm64_image):
+    """Built, like the emulated board's copy, in the default toolchain's container, and
+    run there under qemu against that compiler's target libc (glibc 2.31)."""
     from elftools.elf.elffile import ELFFile
 
-    _require_compiler("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")
-    require_real_part(shutil.which("qemu-aarch64-static") is not None and
-                      Path("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1").is_file(),
-                      "qemu-user and the aarch64 libc", "apt-get install qemu-user-static")
-    build = build_host(LocalExecutor(), build_dir, "aarch64")
+    toolchain = get_toolchain(BOARD_TOOLCHAIN)
+    executor = toolchain.executor(Workspace(root=tmp_path, cache_dir=build_dir.parents[1]))
+    build = build_host(executor, build_dir, "aarch64")
     for binary in (build.host, build.interposer):
         with binary.open("rb") as f:
             assert ELFFile(f).header.e_machine == "EM_AARCH64"
-    done = subprocess.run(["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", str(build.host),
-                           "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+        assert version_key(read_elf(binary).highest_needed("GLIBC")) <= version_key(toolchain.abi.glibc)
+    done = executor.run(build.command("--help"), timeout=120)
     assert "vst3host rtcheck BUNDLE" in done.stdout
 
     # The call counter works on aarch64 too: the bad plugin, cross-compiled, is caught.
-    bundle = _compile_bad(tmp_path, "aarch64-linux-gnu-g++", "aarch64")
-    report = rt_check(bundle, LocalExecutor(), build_dir, blocks=500, arch="aarch64")
+    bundle = _compile_bad(tmp_path, toolchain.compiler(), "aarch64", executor=executor)
+    report = rt_check(bundle, executor, build_dir, blocks=500, arch="aarch64")
     assert report.arch == "aarch64"
     assert report.offenders == {"malloc": 500, "free": 500, "pthread_mutex_lock": 500}
