@@ -103,18 +103,18 @@ def ensure_runtime(executor: Executor, cache_dir: Path,
                    progress: Progress | None = None) -> TfliteRuntime:
     """The cached sid tree with TensorFlow Lite, made with mmdebstrap if missing."""
     say = progress or (lambda line: log.info("%s", line))
+    _require_root()
     version = library_version(executor, cache_dir)
     target = cache_dir / f"tflite-runtime-{runtime_key(version)}"
     with locked(cache_dir / ".tflite-runtime.lock"):
         if not target.is_dir():
-            _may_build()
+            require("mmdebstrap", "apt-get install mmdebstrap")
             _build(executor, target, version, say)
     return _describe(target, version)
 
 
-def _may_build() -> None:
-    """The tree is made with mmdebstrap --mode=root and used through chroot: both need root."""
-    require("mmdebstrap", "apt-get install mmdebstrap")
+def _require_root() -> None:
+    """The tree is made with mmdebstrap --mode=root and entered with unshare and chroot."""
     if os.geteuid() != 0:
         raise BuildError("native TensorFlow Lite needs root: its Debian sid tree is made with "
                          "mmdebstrap --mode=root and entered with chroot",

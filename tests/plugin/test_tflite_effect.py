@@ -15,13 +15,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_helpers import read_wav, tflite_reference, write_wav
-from cli_helpers import run_task
+from cli_helpers import assert_one_line_error, run_task
 from conftest import require_real_part
 from delayed import delayed_error
 from native_fixtures import require_native_build_tools
@@ -181,3 +184,26 @@ def test_rt_check_of_a_tflite_project_from_the_command_line(build: NativeBuild, 
     assert report["pass"] and report["unsafe"] == 0 and report["engine_calls"] == 0, report
     assert report["process_failures"] == 0 and report["blocks"] == 2000
     assert report["counts"].get("pthread_mutex_trylock") == 2000  # counted inside the tree
+
+
+def test_native_tflite_without_root_is_a_one_line_error_naming_the_command():
+    require_real_part(os.geteuid() == 0 and shutil.which("setpriv") is not None,
+                      "root and setpriv (to run the CLI as another user)", "apt-get install util-linux")
+    # Outside pytest's own temp folder, which only root may enter.
+    with tempfile.TemporaryDirectory(prefix="elkbuild-nobody-") as folder:
+        _build_native_as_nobody(Path(folder))
+
+
+def _build_native_as_nobody(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "plugins" / "OnsetClassifier", project / "plugins" / "OnsetClassifier")
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        os.chown(path, 65534, 65534)
+    env = {"HOME": str(tmp_path), "ELKBUILD_CACHE": str(tmp_path / "cache"),
+           "ELKBUILD_PROJECT_DIR": str(project), "ELKBUILD_USER_CONFIG": str(tmp_path / "none.yaml"),
+           "PATH": os.environ["PATH"]}
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-m", "elkbuild.program", "--search-root", str(REPO),
+                           "build-native", "OnsetClassifier"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert_one_line_error(done, "native TensorFlow Lite needs root", "sudo ./elk build-native NAME")
