@@ -84,7 +84,8 @@ def example_models(c, out="", json=False):
 @elk_task(help={"jobs": "parallel compile jobs (default 2)",
                 "json": "print the result as one JSON object"})
 def build_native(c, name, jobs=2, json=False):
-    """Build plugins/NAME for this machine (x86_64) with JUCE and ONNX Runtime's wheel."""
+    """Build plugins/NAME for this machine (x86_64) with JUCE: onnx links ONNX Runtime's
+    wheel, tflite Debian sid's TensorFlow Lite (its tree is made once, as root)."""
     from elkbuild.reporting import emit_json
     from elkbuild.executor import LocalExecutor
     from elkbuild.plugin.identity import plugins_dir
@@ -120,20 +121,22 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
     from elkbuild.errors import UsageError, ValidationFailed
     from elkbuild.executor import LocalExecutor
     from elkbuild.plugin.identity import plugins_dir
-    from elkbuild.plugin.native_build import build_native as build
+    from elkbuild.plugin.native_build import build_native as build, native_executor
     from elkbuild.vst3host.rt_check import format_report, rt_check as check
 
     if bool(plugin) == bool(bundle):
         raise UsageError("give --plugin NAME or --bundle PATH", "e.g. invoke rt-check --plugin NeuralSaturator")
     cfg = load()
     executor = LocalExecutor()
+    say = None if json else (lambda line: print(line, flush=True))
     if plugin:
         project = plugins_dir(cfg.root, cfg.get("project.plugins_dir")) / plugin
-        target = build(project, executor, cfg.cache_dir, cfg.build_dir).bundle
+        target = build(project, executor, cfg.cache_dir, cfg.build_dir, progress=say).bundle
     else:
         target = Path(bundle)
-    report = check(target, executor, cfg.build_dir / "rt-check", blocks=int(blocks),
-                   block=int(buffer), rate=float(rate))
+    host_dir = cfg.build_dir / "rt-check"
+    report = check(target, native_executor(target, executor, cfg.cache_dir, host_dir, say),
+                   host_dir, blocks=int(blocks), block=int(buffer), rate=float(rate))
     if json:
         emit_json({**asdict(report), "bundle": str(report.bundle), "unsafe": report.unsafe,
                    "engine_calls": report.engine_calls, "plugin_unsafe": report.plugin_unsafe,

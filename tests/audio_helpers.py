@@ -45,3 +45,25 @@ def onnx_reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
                   for i in range(0, padded.size, frame)]
         out[channel] = np.concatenate(frames)[:audio.shape[1]]
     return out
+
+
+def tflite_reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
+    """The LiteRT Python interpreter's output for each channel, in frames of `frame`
+    samples, zero-padded (the frames are independent)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    index_in = interpreter.get_input_details()[0]["index"]
+    index_out = interpreter.get_output_details()[0]["index"]
+    out = np.empty_like(audio)
+    for channel in range(audio.shape[0]):
+        padded = np.zeros(-(-audio.shape[1] // frame) * frame, dtype=np.float32)
+        padded[:audio.shape[1]] = audio[channel]
+        frames = []
+        for start in range(0, padded.size, frame):
+            interpreter.set_tensor(index_in, padded[start:start + frame].reshape(1, frame))
+            interpreter.invoke()
+            frames.append(interpreter.get_tensor(index_out).ravel().copy())
+        out[channel] = np.concatenate(frames)[:audio.shape[1]]
+    return out

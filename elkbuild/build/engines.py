@@ -20,9 +20,14 @@ from elkbuild.executor import Executor
 
 ENGINE_DEPENDENCY = {"onnx": "onnxruntime", "tflite": "tflite"}
 """The build-deps dependency that provides each engine of plugin.yaml."""
-ENGINE_LIBRARY_PREFIX = {"onnx": "libonnxruntime.so", "tflite": "libtensorflow-lite.so"}
+ENGINE_LIBRARY_PREFIXES = {"onnx": ("libonnxruntime.so",),
+                           "tflite": ("libLiteRtRuntimeCApi.so", "libtensorflow-lite.so")}
 """The engine library the plugin links, by engine: the first staged library whose
-file name starts so (a versioned file such as libonnxruntime.so.1.21.1 included)."""
+file name starts with one of these, in this order (a versioned file such as
+libonnxruntime.so.1.21.1 included). TFLite is LiteRT's C API library (the default
+recipe) or Debian's libtensorflow-lite (the `debian` and `source` variants)."""
+ENGINE_LIBRARIES = tuple(name for names in ENGINE_LIBRARY_PREFIXES.values() for name in names)
+"""Every engine library a bundle may carry: their calls can be told apart (rt-check)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,12 @@ def staged_engine(engine: str, prefix: Path) -> Engine:
     meta = read_metadata(prefix)
     if not meta:
         raise BuildError(f"{prefix}: no elkbuild-dep.json", "run `invoke build-deps` again")
-    wanted = ENGINE_LIBRARY_PREFIX[engine]
-    libraries = sorted(lib for lib in meta.get("libraries", []) if Path(lib).name.startswith(wanted))
+    wanted = ENGINE_LIBRARY_PREFIXES[engine]
+    staged = meta.get("libraries", [])
+    libraries = [lib for name in wanted for lib in sorted(staged) if Path(lib).name.startswith(name)]
     if not libraries:
-        raise BuildError(f"{prefix}: the staged {meta.get('name')} has no {wanted}* library",
+        raise BuildError(f"{prefix}: the staged {meta.get('name')} has no "
+                         f"{' or '.join(name + '*' for name in wanted)} library",
                          "a static engine build cannot be bundled; use a recipe that stages "
                          "a shared library")
     return Engine(engine=engine, library=prefix / libraries[0],
@@ -66,7 +73,7 @@ def staged_engine(engine: str, prefix: Path) -> Engine:
 
 def planned_engine(engine: str, prefix: Path) -> Engine:
     """The engine build-deps would stage in `prefix` (a dry run, before it exists)."""
-    return Engine(engine=engine, library=prefix / "lib" / ENGINE_LIBRARY_PREFIX[engine],
+    return Engine(engine=engine, library=prefix / "lib" / ENGINE_LIBRARY_PREFIXES[engine][0],
                   include_dirs=(prefix / "include",), package=ENGINE_DEPENDENCY[engine],
                   version="not staged yet", prefix=prefix)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from elkbuild.locks import locked
 log = logging.getLogger("elkbuild.tflite")
 
 LIBRARY_PACKAGE = "libtensorflow-lite2.14.1"
+TREE_LIBRARY = "libtensorflow-lite.so"
+"""What a plugin built against the tree needs (DT_NEEDED starts so): it runs inside the tree."""
 RECIPE = {
     "suite": "sid",
     "architecture": "amd64",
@@ -100,13 +103,22 @@ def ensure_runtime(executor: Executor, cache_dir: Path,
                    progress: Progress | None = None) -> TfliteRuntime:
     """The cached sid tree with TensorFlow Lite, made with mmdebstrap if missing."""
     say = progress or (lambda line: log.info("%s", line))
-    require("mmdebstrap", "apt-get install mmdebstrap")
+    _require_root()
     version = library_version(executor, cache_dir)
     target = cache_dir / f"tflite-runtime-{runtime_key(version)}"
     with locked(cache_dir / ".tflite-runtime.lock"):
         if not target.is_dir():
+            require("mmdebstrap", "apt-get install mmdebstrap")
             _build(executor, target, version, say)
     return _describe(target, version)
+
+
+def _require_root() -> None:
+    """The tree is made with mmdebstrap --mode=root and entered with unshare and chroot."""
+    if os.geteuid() != 0:
+        raise BuildError("native TensorFlow Lite needs root: its Debian sid tree is made with "
+                         "mmdebstrap --mode=root and entered with chroot",
+                         "run `sudo ./elk build-native NAME`")
 
 
 def _build(executor: Executor, target: Path, version: str, say: Progress) -> None:

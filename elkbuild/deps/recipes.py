@@ -40,7 +40,7 @@ class Source:
     id: str
     kind: str                     # one of SOURCE_KINDS
     url: str = ""                 # url, git
-    sha256: str = UNKNOWN_SHA256  # url
+    sha256: str = UNKNOWN_SHA256  # url, deb, wheel: the file's digest ("unknown": the lock file's)
     tag: str = ""                 # git
     package: str = ""             # deb, deb-src; wheel: the requirement, e.g. onnxruntime==1.21.1
     suite: str = ""               # deb, deb-src
@@ -201,13 +201,18 @@ def _source(doc: Any, index: int, problems: _Problems) -> Source | None:
     if source_id and not _NAME.match(source_id):
         problems.add(f"{where}id", source_id, "use lower-case letters, digits, '.', '_', '+', '-'")
     fields: dict[str, Any] = {"id": source_id, "kind": kind}
-    if kind == "url":
-        fields["url"] = _text(doc, "url", where, problems)
+    if "sha256" in doc and kind in ("url", "deb", "wheel"):
         sha = str(doc.get("sha256", UNKNOWN_SHA256)).lower()
         if sha != UNKNOWN_SHA256 and not _SHA256.match(sha):
             problems.add(f"{where}sha256", doc.get("sha256"),
                          f"expected 64 hex digits, or '{UNKNOWN_SHA256}' until it is verified")
         fields["sha256"] = sha
+    elif "sha256" in doc:
+        problems.add(f"{where}sha256", doc.get("sha256"),
+                     "only url, deb and wheel sources take a sha256 (git and deb-src are pinned "
+                     "in the lock file)")
+    if kind == "url":
+        fields["url"] = _text(doc, "url", where, problems)
         strip = doc.get("strip_components", 1)
         if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
             problems.add(f"{where}strip_components", strip, "expected a whole number >= 0")

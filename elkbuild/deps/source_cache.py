@@ -134,9 +134,13 @@ class SourceCache:
             entry = self.pins.get("git", f"{source.url}@{source.tag}")
             return str(entry["sha256"]) if entry else None
         if source.kind == "deb":
+            if source.sha256 != UNKNOWN_SHA256:
+                return source.sha256
             entry = self.pins.get("debs", pin_key(source.suite, source.arch, source.package))
             return str(entry["sha256"]) if entry else None
         if source.kind == "wheel":
+            if source.sha256 != UNKNOWN_SHA256:
+                return source.sha256
             entry = self.pins.get("wheels", wheel_key(source))
             return str(entry["sha256"]) if entry else None
         if source.kind == "deb-src":
@@ -192,7 +196,7 @@ class SourceCache:
             return Missing(f"{label} {pin.file_name}",
                            f"`apt-get download {pin.package}:{pin.arch}={pin.version}` and put it in {self.incoming}")
         if source.kind == "wheel":
-            if sha and self.cached_wheel(sha) is not None:
+            if sha and (self.cached_wheel(sha) is not None or self._wheel_from_incoming(sha)):
                 return None
             return Missing(f"{label} wheel {source.package} ({source.platform})",
                            "run `invoke fetch-sources` once with access to PyPI, or `pip download "
@@ -337,23 +341,27 @@ class SourceCache:
         found = sorted(self.wheel_dir(sha256).glob("*.whl")) if self.wheel_dir(sha256).is_dir() else []
         return found[0] if found else None
 
+    def _wheel_from_incoming(self, sha256: str) -> Path | None:
+        """Adopt a hand-carried .whl from incoming/ whose digest is `sha256` (its name
+        is the wheel's own, which pip would have chosen)."""
+        dropped = sorted(self.incoming.glob("*.whl")) if self.incoming.is_dir() else []
+        for wheel in dropped:
+            if sha256_file(wheel) == sha256:
+                target = self.wheel_dir(sha256) / wheel.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(wheel, target)
+                return target
+        return None
+
     def _fetch_wheel(self, label: str, source: Source, executor: Executor, report: FetchReport) -> Path:
         """A binary wheel from PyPI through pip (the registry's own client), for its
         prebuilt native library. Pinned by digest at first download, like a .deb."""
         sha = self.expected_sha256(source)
         if sha is not None:
-            cached = self.cached_wheel(sha)
+            cached = self.cached_wheel(sha) or self._wheel_from_incoming(sha)
             if cached is not None:
                 report.cached.append(label)
                 return cached
-            dropped = sorted(self.incoming.glob("*.whl")) if self.incoming.is_dir() else []
-            for wheel in dropped:
-                if sha256_file(wheel) == sha:
-                    target = self.wheel_dir(sha) / wheel.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(wheel, target)
-                    report.cached.append(label)
-                    return target
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.root, prefix=".wheel-") as tmp:
             executor.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -399,6 +407,13 @@ class SourceCache:
             self.pins.put("debs", pin_key(source.suite, source.arch, source.package),
                           {**pin.as_entry(), "pinned": now()})
             report.pinned_now.append(f"{source.package} {pin.version} ({source.suite} {source.arch})")
+        if source.sha256 != UNKNOWN_SHA256 and pin.sha256 != source.sha256:
+            # The recipe names one exact file; a suite that moved on no longer serves it.
+            raise ChecksumMismatch(
+                f"{label}: {source.suite}'s {source.package} is {pin.version} (sha256 {pin.sha256}), "
+                f"the recipe pins sha256 {source.sha256}",
+                f"put the pinned .deb in {self.incoming} and pin it in {self.pins.path.name}, or "
+                "change the recipe's sha256 to the new file")
         target = self.deb_path(pin)
         if target.is_file() or self._from_incoming_name(pin.file_name, pin.sha256, target):
             report.cached.append(label)

@@ -1,8 +1,11 @@
 """build-native: a plugin project compiled for this machine (x86_64), for tests and rt-check.
 
 The host compiler and JUCE's CMake package build the project through the same
-CMake command line as the cross build (build/cmake.py); an onnx project links
-the ONNX Runtime of the PyPI wheel, a tflite project the engine it is given.
+CMake command line as the cross build (build/cmake.py). An onnx project links
+the ONNX Runtime of the PyPI wheel; a tflite project links Debian sid's
+libtensorflow-lite in a tree made once with mmdebstrap (build/tflite_runtime.py),
+because no x86_64 build of LiteRT exports the TfLite C API, and its plugin runs
+inside that tree (native_executor).
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from typing import Callable
 
 from elkbuild.build import cmake
 from elkbuild.build.engines import Engine, onnxruntime_engine
+from elkbuild.build.tflite_runtime import TREE_LIBRARY, TreeExecutor, ensure_runtime, tflite_engine
+from elkbuild.elf import read_elf
+from elkbuild.vst3host.build import native_arch
+from elkbuild.vst3host.run import plugin_binary
 from elkbuild.build.juce import patched_juce
 from elkbuild.bundle.layout import BundleLayout
 from elkbuild.errors import BuildError
@@ -32,19 +39,15 @@ class NativeBuild:
 def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_root: Path,
                  *, jobs: int = 2, niceness: int | None = 10,
                  on_line: Callable[[str], None] | None = None,
-                 engine: Engine | None = None) -> NativeBuild:
+                 engine: Engine | None = None,
+                 progress: Callable[[str], None] | None = None) -> NativeBuild:
     """Configure and build the plugin for this machine with the host compiler and
-    JUCE's CMake package. An onnx project links the ONNX Runtime library of the PyPI
-    wheel unless `engine` says otherwise; a tflite project needs `engine` (this host
-    has no TensorFlow Lite: elkbuild.build.tflite_runtime provides one)."""
+    JUCE's CMake package, linking `engine` or else the project's native engine
+    (native_engine: made once if missing, its progress through `progress`, else
+    `on_line`, which gets CMake's output)."""
     project = load_project(project_dir)
     if engine is None:
-        if project.engine != "onnx":
-            raise BuildError(f"{project.identity.source}: engine {project.engine} has no native "
-                             "engine library on this machine",
-                             "pass engine= (elkbuild.build.tflite_runtime.tflite_engine), or build "
-                             "it for the board (cross build)")
-        engine = onnxruntime_engine(executor, cache_dir)
+        engine = native_engine(project.engine, executor, cache_dir, progress or on_line)
     if engine.engine != project.engine:
         raise BuildError(f"{project.identity.source}: the project runs {project.engine} but the "
                          f"engine library given is {engine.engine} ({engine.library.name})",
@@ -73,6 +76,31 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
         raise BuildError(f"the build left no {name}.so in {bundle.contents}/<arch>-linux",
                          f"look at the build log in {build_dir}")
     return NativeBuild(project, bundle.path, binaries[0], seconds)
+
+
+def native_engine(engine: str, executor: Executor, cache_dir: Path,
+                  progress: Callable[[str], None] | None = None) -> Engine:
+    """The engine library a native build of an `engine` project links: the PyPI
+    wheel's ONNX Runtime, or sid's TensorFlow Lite (its tree made if missing)."""
+    if engine == "onnx":
+        return onnxruntime_engine(executor, cache_dir)
+    return tflite_engine(ensure_runtime(executor, cache_dir, progress))
+
+
+def native_executor(bundle: Path, executor: Executor, cache_dir: Path, host_dir: Path,
+                    progress: Callable[[str], None] | None = None) -> Executor:
+    """What runs elkbuild's VST3 host (built under host_dir) on a natively built
+    bundle: `executor` itself, or, for a bundle that links sid's TensorFlow Lite,
+    a TreeExecutor that runs the host inside the sid tree, where the loader finds
+    the library's glibc and abseil."""
+    arch = native_arch()
+    binary = plugin_binary(bundle, arch)
+    elf = read_elf(binary)
+    if elf is None or not any(name.startswith(TREE_LIBRARY) for name in elf.needed):
+        return executor
+    runtime = ensure_runtime(executor, cache_dir, progress)
+    return TreeExecutor(runtime=runtime, host=executor,
+                        folders=(Path(host_dir).resolve(), Path(bundle).resolve()))
 
 
 def _generator() -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elkbuild.build.engines import ENGINE_LIBRARIES
 from elkbuild.bundle.layout import BundleLayout
 from elkbuild.errors import UsageError
 from elkbuild.executor import Executor
@@ -25,8 +26,6 @@ from elkbuild.vst3host.run import plugin_binary, run_host
 NON_BLOCKING = frozenset({"pthread_mutex_trylock"})
 """Counted and shown, but not unsafe: a try-lock never waits and never enters the
 kernel (it is how an audio thread takes a lock the message thread may hold)."""
-ENGINE_LIBRARIES = ("libonnxruntime.so", "libtensorflow-lite.so")
-"""Inference engines a plugin bundles: their calls can be told apart (--allow-engine)."""
 DEFAULT_WARMUP = 16
 """Blocks run before counting starts, like the start-up grace of `invoke monitor`."""
 LATE_FRACTION = 0.001

@@ -1,4 +1,5 @@
-"""Debian's TFLite and ONNX Runtime for debian-arm64: real .debs from Debian's archive.
+"""Debian's TFLite and ONNX Runtime for debian-arm64, and the default engines from PyPI
+wheels with Debian's headers: real .debs from Debian's archive, real wheels.
 
 Fetched with apt-get through a private apt configuration (sid and trixie),
 verified against apt's index, unpacked with dpkg -x inside the toolchain
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +23,11 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import require_real_part
 from elkbuild.deps import DepsRunner
-from elkbuild.deps.lockfile import LOCK_FILE_NAME
+from elkbuild.deps.lockfile import LOCK_FILE_NAME, PinFile
+from elkbuild.deps.recipes import BUILTIN_RECIPES, load_recipes, select
+from elkbuild.deps.source_cache import SourceCache
+from elkbuild.digests import sha256_file
+from elkbuild.elf import exported_functions, read_elf, version_key
 from elkbuild.executor import LocalExecutor
 
 pytestmark = pytest.mark.slow
@@ -111,3 +118,54 @@ def test_default_onnxruntime_is_the_wheels_library_and_runs_on_elk_glibc(tmp_pat
 
     offline = DepsRunner(cfg, toolchain, make_executor=no_container, offline=True, fetch_executor=LocalExecutor())
     assert [r.status for r in offline.build(only="onnxruntime")] == ["up to date"]
+
+
+LITERT_LIBRARY_SHA256 = "23781d014a0e0de4f8dd40553e558e5f1248e29b1d135edeb187894588fd8d33"
+TFLITE_C_API = {"TfLiteModelCreateFromFile", "TfLiteInterpreterOptionsCreate",
+                "TfLiteInterpreterOptionsSetNumThreads", "TfLiteInterpreterCreate",
+                "TfLiteInterpreterResizeInputTensor", "TfLiteInterpreterAllocateTensors",
+                "TfLiteInterpreterGetInputTensor", "TfLiteInterpreterGetOutputTensor",
+                "TfLiteInterpreterInvoke", "TfLiteTensorCopyFromBuffer", "TfLiteTensorCopyToBuffer",
+                "TfLiteInterpreterDelete", "TfLiteModelDelete"}
+
+
+def test_default_tflite_is_litert_c_api_library_that_fits_elk_0_11(tmp_path: Path, request):
+    """The default debian-arm64 TFLite: LiteRT 1.4.0's aarch64 C API library from its
+    PyPI wheel and Debian sid's C API headers, both pinned by the recipe's sha256;
+    a hand-carried copy of both builds it again with no network."""
+    require_real_part(debian_reachable(), "apt-get", "run on Debian or Ubuntu")
+    cfg, toolchain, make_executor = container_project(request, tmp_path)
+    started = time.monotonic()
+    (result,) = DepsRunner(cfg, toolchain, make_executor=make_executor,
+                           fetch_executor=LocalExecutor()).build(only="tflite")
+    print(f"tflite {result.version} fetched and staged in {time.monotonic() - started:.1f} s")
+    assert (result.status, result.version, result.variant) == ("built", "1.4.0", "default")
+    library = result.prefix / "lib" / "libLiteRtRuntimeCApi.so"
+    assert sha256_file(library) == LITERT_LIBRARY_SHA256
+    elf = read_elf(library)
+    assert elf is not None and elf.machine == "EM_AARCH64"
+    assert elf.soname == "libLiteRtRuntimeCApi.so" and not elf.runpath
+    assert TFLITE_C_API <= exported_functions(library)
+    include = result.prefix / "include" / "tensorflow" / "lite"
+    assert (include / "c" / "c_api.h").is_file() and (include / "core" / "c" / "c_api.h").is_file()
+    assert not (include / "interpreter.h").exists()  # the C API only
+    # Elk Audio OS 0.11: glibc 2.31, libstdc++ 3.4.28.
+    assert version_key(result.needs["GLIBC"]) <= version_key("2.30"), result.needs
+    assert version_key(result.needs["GLIBCXX"]) <= version_key("3.4.26"), result.needs
+    lock = yaml.safe_load((cfg.root / LOCK_FILE_NAME).read_text())
+    assert not any(key.startswith("ai-edge-litert") for key in lock.get("wheels") or {})
+
+    # Offline, on another machine with the project's lock file, from files carried
+    # in by hand: each is adopted from incoming/ only because its digest matches.
+    carried = SourceCache(tmp_path / "carried-cache", PinFile(cfg.root / LOCK_FILE_NAME), offline=True)
+    carried.incoming.mkdir(parents=True)
+    recipe = select(load_recipes([BUILTIN_RECIPES]), "debian-arm64", only="tflite")[0]
+    assert [gap.what for gap in carried.missing(recipe)] != []
+    for found in [*cfg.cache_dir.glob("sources/wheels/*/ai_edge_litert-1.4.0-*aarch64.whl"),
+                  *cfg.cache_dir.glob("sources/debs/*/libtensorflow-lite-dev_2.14.1+dfsg-3.1+b1_arm64.deb")]:
+        shutil.copy2(found, carried.incoming)
+    assert len(list(carried.incoming.iterdir())) == 2
+    assert carried.missing(recipe) == []
+    for source in recipe.sources:
+        assert sha256_file(carried.fetch(recipe, source, LocalExecutor())) == source.sha256
+    assert not list(carried.incoming.iterdir())

@@ -22,13 +22,20 @@ def test_builtin_recipes_cover_every_aarch64_toolchain():
         assert all(r.variant == "default" for r in chosen.values())
 
 
-def test_debian_arm64_takes_tflite_from_debian_and_onnxruntime_from_its_wheel():
+def test_debian_arm64_takes_both_engines_from_wheels_and_their_headers_from_debian():
     recipes = load_recipes([BUILTIN_RECIPES])
     chosen = {r.name: r for r in select(recipes, "debian-arm64")}
     tflite, ort = chosen["tflite"], chosen["onnxruntime"]
-    assert tflite.build.system == "debian"
-    assert {(s.package, s.suite, s.arch) for s in tflite.sources} >= {
-        ("libtensorflow-lite-dev", "sid", "arm64"), ("libtensorflow-lite2.14.1", "sid", "arm64")}
+    # Debian's own TFLite needs glibc 2.38: the default is LiteRT's C API library.
+    assert tflite.build.system == "copy" and tflite.version == "1.4.0"
+    wheel = tflite.source("wheel")
+    assert (wheel.kind, wheel.package, wheel.platform, wheel.sha256) == (
+        "wheel", "ai-edge-litert==1.4.0", "manylinux_2_17_aarch64",
+        "131d1c12dedc0c45aa683106d71ea895117c2332b0efb52712965f8b5e63781d")
+    headers = tflite.source("headers")
+    assert (headers.kind, headers.package, headers.suite, headers.stage, headers.sha256) == (
+        "deb", "libtensorflow-lite-dev", "sid", False,
+        "469d4f73e4afb64b1e3d1d1ac1e38c79ff1624420a8b99a39e9bd1a56ac1422e")
     # Debian's own ONNX Runtime needs glibc 2.38: the default is the wheel's library.
     assert ort.build.system == "copy" and ort.version == "1.21.1"
     wheel = ort.source("wheel")
@@ -39,10 +46,25 @@ def test_debian_arm64_takes_tflite_from_debian_and_onnxruntime_from_its_wheel():
         "deb", "libonnxruntime-dev", "trixie", False)
 
     debian = {r.name: r for r in select(recipes, "debian-arm64", variant="debian")}
-    assert debian["tflite"] is tflite  # no debian variant of its own: the default stays
+    assert debian["tflite"].build.system == "debian"
+    assert {(s.package, s.suite, s.arch) for s in debian["tflite"].sources} >= {
+        ("libtensorflow-lite-dev", "sid", "arm64"), ("libtensorflow-lite2.14.1", "sid", "arm64")}
     assert debian["onnxruntime"].build.system == "debian"
     assert {(s.package, s.suite, s.arch) for s in debian["onnxruntime"].sources} == {
         ("libonnxruntime-dev", "trixie", "arm64"), ("libonnxruntime1.21", "trixie", "arm64")}
+
+
+@pytest.mark.parametrize("source, key", [
+    ({"id": "w", "wheel": "x==1", "platform": "manylinux_2_17_aarch64", "sha256": "abc"}, "sources[0].sha256"),
+    ({"id": "d", "deb": "libx-dev", "suite": "sid", "sha256": "0" * 63}, "sources[0].sha256"),
+    ({"id": "g", "git": "https://example.org/x.git", "tag": "v1", "sha256": "0" * 64}, "sources[0].sha256"),
+])
+def test_a_sha256_is_64_hex_digits_on_url_deb_and_wheel_sources_only(tmp_path: Path, source, key):
+    recipe = {"name": "x", "version": "1", "toolchains": ["debian-arm64"], "sources": [source],
+              "build": {"system": "copy"}, "outputs": ["lib/libx.so"]}
+    with pytest.raises(ValidationFailed) as failed:
+        parse_recipe(tmp_path / "x.yaml", yaml.safe_dump(recipe))
+    assert any(f"x.yaml: {key} " in problem for problem in failed.value.problems), failed.value.problems
 
 
 @pytest.mark.parametrize("source, key", [

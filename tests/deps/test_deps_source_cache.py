@@ -129,3 +129,20 @@ def test_concurrent_fetches_share_one_verified_file(tmp_path: Path, upstream: Pa
     assert not errors and len(set(results)) == 1
     folder = results[0].parent
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == ["lib-1.0.tar.gz"]
+
+
+def test_a_deb_the_recipe_pins_by_sha256_refuses_another_file_of_the_suite(tmp_path: Path):
+    # The lock file says what the suite served (sid moved on); the recipe names one file.
+    pins = PinFile(tmp_path / LOCK_FILE_NAME)
+    pins.put("debs", "sid/arm64/libfoo-dev",
+             {"version": "2.0-1", "arch": "arm64", "filename": "pool/main/f/foo/libfoo-dev_2.0-1_arm64.deb",
+              "sha256": "1" * 64, "depends": ""})
+    recipe = parse_recipe(tmp_path / "recipes" / "foo.yaml", yaml.safe_dump({
+        "name": "foo", "version": "1", "toolchains": ["debian-arm64"], "build": {"system": "copy"},
+        "sources": [{"id": "headers", "deb": "libfoo-dev", "suite": "sid", "stage": False,
+                     "sha256": "2" * 64}],
+        "outputs": ["include/foo.h"]}))
+    cache = SourceCache(tmp_path / "cache", pins)
+    with pytest.raises(ChecksumMismatch, match=r"sid's libfoo-dev is 2\.0-1 .*the recipe pins sha256 2{64}"):
+        cache.fetch(recipe, recipe.sources[0], LocalExecutor())
+    assert not (tmp_path / "cache" / "sources" / "debs").exists()

@@ -1,24 +1,30 @@
 """The TensorFlow Lite engine of the plugin template, end to end with real parts.
 
 A TFLite saturator (elkbuild.example_models.saturator_tflite_bytes) is rendered as a
-`kind: effect` plugin, built natively on this host against Debian sid's
-libtensorflow-lite (the bookworm host has none: elkbuild.build.tflite_runtime makes a sid
-tree with mmdebstrap), and run by elkbuild's VST3 host *inside* that tree, where the
-loader finds sid's glibc and abseil. Its output must match the Python TFLite
-interpreter (ai-edge-litert), and rt-check (strict: engine calls count too) must
-find no allocation or lock on the audio thread: TFLite's Invoke() works in the
-arena AllocateTensors() made."""
+`kind: effect` plugin and built natively on this host with `elk build-native`, as a
+user would: against Debian sid's libtensorflow-lite (no x86_64 LiteRT exports the
+TfLite C API, and the bookworm host has none: elkbuild.build.tflite_runtime makes a
+sid tree with mmdebstrap), and run by elkbuild's VST3 host *inside* that tree, where
+the loader finds sid's glibc and abseil. Its output must match the Python TFLite
+interpreter (ai-edge-litert), and rt-check (strict: engine calls count too; the
+Python API and `elk rt-check`) must find no allocation or lock on the audio thread:
+TFLite's Invoke() works in the arena AllocateTensors() made."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import read_wav, write_wav
+from audio_helpers import read_wav, tflite_reference, write_wav
+from cli_helpers import assert_one_line_error, run_task
 from conftest import require_real_part
 from delayed import delayed_error
 from native_fixtures import require_native_build_tools
@@ -26,40 +32,19 @@ from native_fixtures import require_native_build_tools
 from elkbuild.config import load_config
 from elkbuild.plugin.example_models import saturator_tflite_bytes, saturator_weights
 from elkbuild.executor import LocalExecutor
-from elkbuild.plugin.native_build import NativeBuild, build_native
+from elkbuild.plugin.native_build import NativeBuild
+from elkbuild.plugin.project import load_project
 from elkbuild.plugin.render import NewPlugin, new_plugin
 from elkbuild.vst3host.build import build_host
 from elkbuild.vst3host.rt_check import format_report, rt_check
 from elkbuild.vst3host.run import process_file
-from elkbuild.build.tflite_runtime import TfliteRuntime, TreeExecutor, ensure_runtime, tflite_engine
+from elkbuild.build.tflite_runtime import TfliteRuntime, TreeExecutor, ensure_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 FRAME = 64
 SAMPLE_RATE = 48000
 
 pytestmark = pytest.mark.slow
-
-
-def _interpreter_reference(model: Path, audio: np.ndarray) -> np.ndarray:
-    """The LiteRT interpreter's output per channel, frame by frame (the frames are
-    independent; the zero-padded last one is never compared)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(model))
-    interpreter.allocate_tensors()
-    index_in = interpreter.get_input_details()[0]["index"]
-    index_out = interpreter.get_output_details()[0]["index"]
-    out = np.empty_like(audio)
-    for channel in range(audio.shape[0]):
-        padded = np.zeros(-(-audio.shape[1] // FRAME) * FRAME, dtype=np.float32)
-        padded[:audio.shape[1]] = audio[channel]
-        frames = []
-        for start in range(0, padded.size, FRAME):
-            interpreter.set_tensor(index_in, padded[start:start + FRAME].reshape(1, FRAME))
-            interpreter.invoke()
-            frames.append(interpreter.get_tensor(index_out).ravel().copy())
-        out[channel] = np.concatenate(frames)[:audio.shape[1]]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +85,25 @@ def runtime() -> TfliteRuntime:
 
 
 @pytest.fixture(scope="module")
-def build(model: Path, runtime: TfliteRuntime) -> NativeBuild:
+def cli_project(model: Path, runtime: TfliteRuntime) -> Path:
+    """A project holding the rendered plugin, at a fixed place in the cache so its
+    build folder is reused (JUCE is compiled once); --force keeps the identity and
+    re-renders the sources."""
+    root = load_config(REPO).cache_dir / "test-builds" / "tflite-cli-project"
+    new_plugin(NewPlugin("TfliteSaturator", "tflite", "effect", model), root / "plugins", force=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def build(cli_project: Path) -> NativeBuild:
     require_native_build_tools()
-    cache = load_config(REPO).cache_dir
-    # Rendered at a fixed place in the cache so the build folder is reused (JUCE is
-    # compiled once); --force keeps the identity and re-renders the sources.
-    projects = cache / "test-builds" / "tflite-projects"
-    project = new_plugin(NewPlugin("TfliteSaturator", "tflite", "effect", model), projects, force=True)
-    built = build_native(project.root, LocalExecutor(), cache, cache / "test-builds", jobs=2,
-                         engine=tflite_engine(runtime))
-    print(f"TfliteSaturator built in {built.seconds:.1f} s")
-    return built
+    # No engine is given anywhere: build-native finds (or makes) sid's TFLite itself.
+    done = run_task("build-native", "TfliteSaturator", "--json", project=cli_project, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (result,) = [json.loads(line) for line in done.stdout.splitlines()]
+    print(f"TfliteSaturator built in {result['seconds']:.1f} s")
+    return NativeBuild(load_project(cli_project / "plugins" / "TfliteSaturator"),
+                       Path(result["bundle"]), Path(result["binary"]), result["seconds"])
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +140,7 @@ def test_plugin_matches_the_tflite_interpreter(build: NativeBuild, runtime: Tfli
     result = process_file([build.bundle], tmp_path / "in.wav", tmp_path / "out.wav", executor,
                           host_dir, block=block)
     out, rate = read_wav(tmp_path / "out.wav")
-    expected = _interpreter_reference(build.project.model, audio)
+    expected = tflite_reference(build.project.model, audio, FRAME)
     assert rate == SAMPLE_RATE and out.shape == audio.shape
     # Inline (TFLite is real-time safe): frames of 64 over host blocks of any size lag
     # by at most 63 samples, the latency reported.
@@ -179,3 +172,38 @@ def test_rt_check_finds_no_unsafe_call_in_tflite_invoke(build: NativeBuild, runt
     assert report.unsafe == 0 and report.engine_calls == 0, format_report(report)
     assert report.passes() and "PASS" in format_report(report)
     assert report.p99_us < report.deadline_us
+
+
+def test_rt_check_of_a_tflite_project_from_the_command_line(build: NativeBuild, cli_project: Path):
+    # The host runs inside the sid tree with no flag for it: rt-check sees that the
+    # bundle links sid's libtensorflow-lite.
+    done = run_task("rt-check", "--plugin", "TfliteSaturator", "--blocks", "2000", "--json",
+                    project=cli_project, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (report,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert report["pass"] and report["unsafe"] == 0 and report["engine_calls"] == 0, report
+    assert report["process_failures"] == 0 and report["blocks"] == 2000
+    assert report["counts"].get("pthread_mutex_trylock") == 2000  # counted inside the tree
+
+
+def test_native_tflite_without_root_is_a_one_line_error_naming_the_command():
+    require_real_part(os.geteuid() == 0 and shutil.which("setpriv") is not None,
+                      "root and setpriv (to run the CLI as another user)", "apt-get install util-linux")
+    # Outside pytest's own temp folder, which only root may enter.
+    with tempfile.TemporaryDirectory(prefix="elkbuild-nobody-") as folder:
+        _build_native_as_nobody(Path(folder))
+
+
+def _build_native_as_nobody(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "plugins" / "OnsetClassifier", project / "plugins" / "OnsetClassifier")
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        os.chown(path, 65534, 65534)
+    env = {"HOME": str(tmp_path), "ELKBUILD_CACHE": str(tmp_path / "cache"),
+           "ELKBUILD_PROJECT_DIR": str(project), "ELKBUILD_USER_CONFIG": str(tmp_path / "none.yaml"),
+           "PATH": os.environ["PATH"]}
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-m", "elkbuild.program", "--search-root", str(REPO),
+                           "build-native", "OnsetClassifier"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert_one_line_error(done, "native TensorFlow Lite needs root", "sudo ./elk build-native NAME")
