@@ -19,7 +19,6 @@ demo takes seconds. `rigs_only` stops after stage 1.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -168,18 +167,6 @@ def model_reference(model: Path, audio: np.ndarray, frame: int) -> np.ndarray:
     return np.concatenate(frames)[:audio.size]
 
 
-def reported_latency(sushi_output: str) -> int | None:
-    """The latency the plugins reported, summed over the chain, from the result line
-    the board's offline run prints (elkbuild's VST3 host behind Sushi's -o)."""
-    for line in sushi_output.splitlines():
-        if line.startswith('{"plugins"'):
-            try:
-                return sum(int(p["latency_samples"]) for p in json.loads(line)["plugins"])
-            except (ValueError, KeyError, TypeError):
-                return None
-    return None
-
-
 def delayed_difference(out: np.ndarray, expected: np.ndarray, latency: int) -> float:
     """Max |out - expected delayed by `latency`| (silence before it)."""
     shifted = np.zeros_like(expected)
@@ -208,6 +195,7 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
     from elkbuild.plugin.identity import plugins_dir
     from elkbuild.plugin.models import read_model
     from elkbuild.plugin.project import load_project
+    from elkbuild.vst3host.run import chain_latency, result_line
 
     project = load_project(plugins_dir(Path(cfg.root), cfg.get("project.plugins_dir")) / EXAMPLE_PLUGIN)
     audio = test_signal()
@@ -223,7 +211,7 @@ def check_offline(cfg: Config, step: Callable[[str, str], None], board: Any) -> 
     out = _wav_samples(board.path("/udata/elkbuild-demo/out.wav").read_bytes())
     frame = int(read_model(project.model).inputs[0].fixed_shape[-1])
     expected = model_reference(project.model, audio, frame)
-    latency = reported_latency(done.stdout)
+    latency = chain_latency(result_line(done.stdout))
     if latency is None or not 0 <= latency < audio.size // 2:
         raise BuildError(f"demo: the board's offline run reported no usable plugin latency "
                          f"({latency}): its output cannot be lined up with the model's",

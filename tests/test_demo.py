@@ -85,7 +85,11 @@ def test_demo_runs_the_whole_loop_on_the_emulated_board(tmp_path: Path, debian_a
 def test_the_board_check_lines_up_at_the_reported_latency_only():
     """The offline check uses the latency the plugin reports, not the best of many:
     a plugin that is late by one sample more than it says fails."""
-    from elkbuild.demo import delayed_difference, reported_latency
+    from elkbuild.demo import delayed_difference
+    from elkbuild.vst3host.run import chain_latency, result_line
+
+    def reported_latency(output: str) -> int | None:
+        return chain_latency(result_line(output))
 
     line = '{"plugins": [{"bundle": "/p/A.vst3", "name": "A", "latency_samples": 63}, ' \
            '{"bundle": "/p/B.vst3", "name": "B", "latency_samples": 64}], "frames": 10}'

@@ -48,14 +48,33 @@ def run_host(executor: Executor, build: HostBuild, args: list[str], what: str, *
         if said:
             message += f"; the plugin said: {said[-1]}"
         raise BuildError(f"{what}: {message}", "run the same vst3host command with --verbose to see it")
-    # Plugins may print to stdout too: the host's answer is its last JSON line.
-    for line in reversed(done.stdout.splitlines()):
+    result = result_line(done.stdout)
+    if result is None:
+        raise BuildError(f"{what}: vst3host printed no JSON result", "run it by hand to see its output")
+    return result
+
+
+def result_line(stdout: str) -> dict[str, Any] | None:
+    """The host's answer in its output: the last JSON object line (plugins, and the
+    Sushi in front of it on the emulated board, may print too)."""
+    for line in reversed(stdout.splitlines()):
         if line.startswith("{"):
             try:
-                return json.loads(line)
+                found = json.loads(line)
             except json.JSONDecodeError:
                 continue
-    raise BuildError(f"{what}: vst3host printed no JSON result", "run it by hand to see its output")
+            if isinstance(found, dict):
+                return found
+    return None
+
+
+def chain_latency(result: dict[str, Any] | None) -> int | None:
+    """The latency a `process` run's plugins reported, summed over the chain, or None
+    when the result does not say."""
+    try:
+        return sum(int(plugin["latency_samples"]) for plugin in (result or {})["plugins"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def plugin_info(bundle: Path, executor: Executor, build_dir: Path, *,

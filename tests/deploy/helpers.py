@@ -214,3 +214,24 @@ def cli_env(project: Path, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ELKBUILD_")}
     env.update(ELKBUILD_PROJECT_DIR=str(project), ELKBUILD_USER_CONFIG=str(tmp / "none.yaml"))
     return env
+
+
+def sushi_offline(board: Any, config: str, audio: Any, rate: int) -> tuple[Any, int]:
+    """`audio` (channels × samples) through the board's Sushi in offline mode with the
+    deployed config `config`: the output, and the latency its plugins reported (read
+    from the run's result, never guessed from the output)."""
+    from audio_helpers import read_wav, write_wav
+
+    from elkbuild.vst3host.run import chain_latency, result_line
+
+    write_wav(board.path("/udata/in.wav"), audio, rate)
+    processed = board.run(["sushi", "-o", "-c", f"/home/mind/config_files/{config}",
+                           "-i", "/udata/in.wav", "-O", "/udata/out.wav"], user="mind")
+    assert processed.returncode == 0, processed.stderr
+    log = board.run(["cat", "/tmp/sushi.log"]).stdout
+    assert "Processing /udata/in.wav through" in log, log
+    out, out_rate = read_wav(board.path("/udata/out.wav"))
+    assert out_rate == rate and out.shape == audio.shape
+    latency = chain_latency(result_line(processed.stdout))
+    assert latency is not None, f"no reported latency in: {processed.stdout[-500:]}"
+    return out, latency

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import onnx_reference, read_wav, write_wav
+from audio_helpers import onnx_reference
 from cli_helpers import run_task
-from deploy.helpers import project_file
+from deploy.helpers import project_file, sushi_offline
+from plugin.delayed import delayed_error
 
 from elkbuild.bundle.abi_gate import require_deployable
 from elkbuild.build.profiles import get_board_profile
@@ -137,26 +138,13 @@ def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
 
     rng = np.random.default_rng(5)
     audio = (rng.uniform(-1, 1, (1, 4800)) * np.linspace(0.05, 1.5, 4800)).astype(np.float32)
-    write_wav(board.path("/udata/in.wav"), audio, RATE)
-    processed = board.run(["sushi", "-o", "-c", "/home/mind/config_files/neural-mono.json",
-                           "-i", "/udata/in.wav", "-O", "/udata/out.wav"], user="mind")
-    assert processed.returncode == 0, processed.stderr
-    log = board.run(["cat", "/tmp/sushi.log"]).stdout
-    assert "Processing /udata/in.wav through 1 VST3 plugin(s)" in log, log
-
-    out, rate = read_wav(board.path("/udata/out.wav"))
-    assert rate == RATE and out.shape == audio.shape
+    out, latency = sushi_offline(board, "neural-mono.json", audio, RATE)
     expected = onnx_reference(project / "plugins" / PLUGIN / "model" / "saturator.onnx", audio, 64)
-    # The plugin streams through elkrt (ONNX Runtime on its worker pool): the output is
-    # the model's delayed by the latency it reports, 63 (64-sample frames over blocks
-    # of any size) + whole blocks of inference time, silence before.
-    def delayed(latency: int) -> float:
-        shifted = np.zeros_like(expected)
-        shifted[:, latency:] = expected[:, :expected.shape[1] - latency]
-        return float(np.max(np.abs(out - shifted)))
-
-    latency = min(range(63, 4800 - 64, 64), key=delayed)
-    error = delayed(latency)
+    # elkrt streams 64-sample frames over blocks of any size (63 samples), plus whole
+    # blocks of inference time on its worker pool: the output must line up exactly at
+    # the latency the plugin reports
+    assert latency >= 63, latency
+    error = delayed_error(out, expected, latency)
     print(f"board output vs onnxruntime: latency {latency}, max error {error:.2e}")
     assert error < 1e-5
     assert np.max(np.abs(out - audio)) > 0.1  # the model really ran: saturation is audible
