@@ -128,6 +128,16 @@ def board_sh(board: Any, script: str, *args: str) -> str:
     return done.stdout if hasattr(done, "stdout") else str(done)
 
 
+BOARD_TREE = r'''find "$1" /home/mind/plugins /home/mind/config_files -exec stat -c '%n %F %s %N' {} + 2>/dev/null | sort
+cat "$1/current/manifest.json" 2>/dev/null; true'''
+
+
+def board_tree(board: Any, root: str = "/udata/elkbuild") -> str:
+    """Every entry under the release root and the stable paths Sushi uses (type, size,
+    link target) and the current manifest: equal before and after = nothing changed."""
+    return board_sh(board, BOARD_TREE, root)
+
+
 def current_release(board: Any, root: str = "/udata/elkbuild") -> str:
     return board_sh(board, 'readlink "$1/current" || true', root).strip()
 

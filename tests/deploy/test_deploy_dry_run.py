@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_task
-from deploy.helpers import board_sh, make_bundle, project_file, sushi_config, \
+from deploy.helpers import board_sh, board_tree, make_bundle, project_file, sushi_config, \
     verify_current_release
 
 HEALTH = "1.0"
-# every entry under the release root and the stable paths Sushi uses, with its
-# type, size and link target, and the current manifest
-BOARD_TREE = r'''find "$1" /home/mind/plugins /home/mind/config_files -exec stat -c '%n %F %s %N' {} + 2>/dev/null | sort
-cat "$1/current/manifest.json" 2>/dev/null; true'''
 
 
 @pytest.fixture
@@ -43,7 +39,7 @@ def test_dry_run_lists_transfers_and_changes_nothing(elk, tmp_path):
     config = sushi_config(src / "rig.json", "Gain")
     try:
         # an empty board: everything would travel
-        before_board = board_sh(elk, BOARD_TREE, "/udata/elkbuild")
+        before_board = board_tree(elk)
         before_local = _local_tree(tmp_path)
         empty = _deploy(project, bundle, config, "--dry-run")
         assert empty.returncode == 0, empty.stderr
@@ -51,7 +47,7 @@ def test_dry_run_lists_transfers_and_changes_nothing(elk, tmp_path):
         assert result["ok"] and result["boards"][0]["files_sent"] == 3
         assert "would send" in empty.stderr and "Gain.so" in empty.stderr
         assert "would run remote script deploy/finalize.sh" in empty.stderr
-        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before_board
+        assert board_tree(elk) == before_board
         assert _local_tree(tmp_path) == before_local
 
         # a board with a release: only the changed file would travel
@@ -60,7 +56,7 @@ def test_dry_run_lists_transfers_and_changes_nothing(elk, tmp_path):
         release = verify_current_release(elk)
         model = bundle / "Contents" / "Resources" / "model.onnx"
         model.write_bytes(b"retrained " * 500)
-        before_board = board_sh(elk, BOARD_TREE, "/udata/elkbuild")
+        before_board = board_tree(elk)
         before_local = _local_tree(tmp_path)
         pid = board_sh(elk, "cat /tmp/elkbuild-sushi.pid").strip()
         dry = _deploy(project, bundle, config, "--dry-run")
@@ -71,7 +67,7 @@ def test_dry_run_lists_transfers_and_changes_nothing(elk, tmp_path):
         sends = [line for line in dry.stderr.splitlines() if "would send" in line]
         assert len(sends) == 1 and "model.onnx" in sends[0], dry.stderr
         assert sum("would write" in line for line in dry.stderr.splitlines()) == 4
-        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before_board
+        assert board_tree(elk) == before_board
         assert verify_current_release(elk) == release
         assert board_sh(elk, "cat /tmp/elkbuild-sushi.pid").strip() == pid  # not restarted
         assert _local_tree(tmp_path) == before_local

@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import assert_one_line_error, run_task
-from deploy.helpers import X86_64, board_sh, lock_live, make_bundle, staging_exists, \
+from deploy.helpers import X86_64, board_sh, board_tree, lock_live, make_bundle, staging_exists, \
     sushi_config, verify_current_release
 
 HEALTH = "1.0"
-# the release tree, Sushi's stable paths and the current manifest
-BOARD_TREE = r'''find "$1" /home/mind/plugins /home/mind/config_files -exec stat -c '%n %F %s %N' {} + 2>/dev/null | sort
-cat "$1/current/manifest.json" 2>/dev/null; true'''
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ def test_a_bundle_too_new_for_the_board_is_refused_and_nothing_is_sent(elk, tmp_
         first = _deploy(project, good, config, "new")
         assert first.returncode == 0, first.stderr
         release = verify_current_release(elk)
-        before, pid = board_sh(elk, BOARD_TREE, "/udata/elkbuild"), _sushi_pid(elk)
+        before, pid = board_tree(elk), _sushi_pid(elk)
         assert pid
 
         for extra in ((), ("--dry-run",)):
@@ -72,7 +69,7 @@ def test_a_bundle_too_new_for_the_board_is_refused_and_nothing_is_sent(elk, tmp_
             assert "Traceback" not in line
             # the board is as it was: no lock, no staging folder, same release and Sushi
             assert not lock_live(elk) and not staging_exists(elk)
-            assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
+            assert board_tree(elk) == before
             assert verify_current_release(elk) == release and _sushi_pid(elk) == pid
 
         # the escape hatch says so, and then would send the bundle
@@ -80,19 +77,19 @@ def test_a_bundle_too_new_for_the_board_is_refused_and_nothing_is_sent(elk, tmp_
         assert unchecked.returncode == 0, unchecked.stderr
         assert "ABI gate skipped (--no-abi-check)" in unchecked.stderr
         assert "would send" in unchecked.stderr and "Gain.so" in unchecked.stderr
-        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
+        assert board_tree(elk) == before
 
         # a bundle for the wrong architecture is a misfit on any board
         x86 = make_bundle(src / "x86", "Gain", size=30_000, machine=X86_64)
         assert_one_line_error(_deploy(project, x86, config, "new"), "cannot run on board new",
                               "is an ELF for x86_64", "runs aarch64")
-        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
+        assert board_tree(elk) == before
 
         # the dry run says what the gate found where the bundle fits
         dry = _deploy(project, too_new, config, "new", extra=("--dry-run",))
         assert dry.returncode == 0, dry.stderr
         assert "ABI gate elk-1.x passed (Gain.vst3)" in dry.stderr
-        assert board_sh(elk, BOARD_TREE, "/udata/elkbuild") == before
+        assert board_tree(elk) == before
     finally:
         run_task("stop", "--board", "new", project=project)
 
