@@ -397,7 +397,8 @@ class EmulatedBoard:
         board_env.update(env or {})
         inner = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in board_env.items()), *argv]
         if user != "root":
-            inner = ["/usr/sbin/runuser", "-u", user, "--", *inner]
+            # /sbin, not /usr/sbin: bullseye (the 0.11 board) is not usr-merged
+            inner = ["/sbin/runuser", "-u", user, "--", *inner]
         # --user: the board's binfmt_misc instance belongs to its user namespace;
         # a process outside it would run arm64 programs on qemu's default CPU.
         return self.executor.run(["nsenter", "--target", str(pid), "--user", "--mount", "--uts",

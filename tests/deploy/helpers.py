@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from elkbuild.board.host_keys import known_hosts_name
 from elkbuild.config import Board
 
@@ -38,17 +40,27 @@ def board_profile(board: Any, directory: Path, *, known_hosts: Path | None = Non
 
 
 def project_file(board: Any, directory: Path, keep_releases: int = 3) -> Path:
-    """An elkbuild.yaml naming the emulated board, for tests that run the CLI."""
+    """An elkbuild.yaml naming the emulated board `emu` (with its OS line), for tests
+    that run the CLI."""
     known = known_hosts_for(board, directory)
     (directory / "elkbuild.yaml").write_text(
         "boards:\n"
         "  emu:\n"
         f"    host: {board.host}\n"
         f"    port: {int(board.port)}\n"
+        f"    os_version: '{board.os_version}'\n"
         f"    known_hosts: {known}\n"
         f"    identity_file: {board.client_key}\n"
         f"    keep_releases: {keep_releases}\n")
     return directory
+
+
+@pytest.fixture(params=["1.x", "0.11"])
+def either_board(request: pytest.FixtureRequest) -> Any:
+    """The 1.x board (bookworm, reset) and then the 0.11 board (bullseye, glibc 2.31):
+    what runs on one must run on the other, both pinned to a Cortex-A72."""
+    return request.getfixturevalue("fresh_emulated_board" if request.param == "1.x"
+                                   else "emulated_board_0_11")
 
 
 AARCH64 = 183

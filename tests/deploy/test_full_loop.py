@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from audio_helpers import onnx_reference
 from cli_helpers import run_task
-from deploy.helpers import project_file, sushi_offline
+from deploy.helpers import either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
 from plugin.delayed import delayed_error
 
 from elkbuild.bundle.abi_gate import require_deployable
@@ -128,8 +128,8 @@ def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: d
 
 
 def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
-        built: dict, project: Path, fresh_emulated_board, elkbuild_cache: Path, tmp_path: Path):
-    board = fresh_emulated_board
+        built: dict, project: Path, either_board, elkbuild_cache: Path, tmp_path: Path):  # noqa: F811
+    board = either_board
     project_file(board, project)
     done = run_task("deploy", "--board", "emu", "--plugin", PLUGIN, "--rig", "neural-mono",
                     "--json", "--no-progress", project=project, env=_env(elkbuild_cache),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from audio_helpers import tflite_reference
 from cli_helpers import run_task
-from deploy.helpers import project_file, sushi_offline
+from deploy.helpers import either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
 from plugin.delayed import delayed_error
 
 from elkbuild.build.profiles import get_board_profile
@@ -98,8 +98,8 @@ def test_tflite_plugin_bundles_litert_and_passes_both_elk_gates(built: dict, plu
 
 
 def test_tflite_saturator_on_the_board_matches_the_litert_interpreter(
-        built: dict, project: Path, fresh_emulated_board, elkbuild_cache: Path):
-    board = fresh_emulated_board
+        built: dict, project: Path, either_board, elkbuild_cache: Path):  # noqa: F811
+    board = either_board
     project_file(board, project)
     done = run_task("deploy", "--board", "emu", "--plugin", "TfliteSaturator", "--rig", "tflite-mono",
                     "--json", "--no-progress", project=project, env=_env(elkbuild_cache), timeout=300)
