@@ -116,6 +116,10 @@ class BoardUnresponsive(BoardError):
     """The board (or the network to it) stopped answering: a timeout or a lost link."""
 
 
+class CommandTooLong(BoardError):
+    """A remote command ran past its bound while the board itself still answered."""
+
+
 class StreamSilent(ElkbuildError):
     """A stream printed nothing for longer than its bound (its source froze or the
     link to it died without closing)."""

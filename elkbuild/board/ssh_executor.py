@@ -22,12 +22,15 @@ import paramiko
 from elkbuild.board.interrupts import raise_if_cancelled
 from elkbuild.board.remote_scripts import script_text
 from elkbuild.board.transfers import ByteSink, Transfers, open_transfers, within
-from elkbuild.errors import BoardError, BoardUnresponsive
+from elkbuild.errors import BoardError, BoardUnresponsive, CommandTooLong
 from elkbuild.executor import EXECUTORS, Completed, Executor, LineSink, LineStream
 
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
 IO_TIMEOUT = 15.0
+KEEPALIVE_PROBE_SECONDS = 5.0
+"""How long a command that ran past its bound waits for the board to answer a probe:
+the difference between a slow command and a board that is gone."""
 _STREAM_WRAPPER = script_text("stream.sh")
 CONNECTION_LOST = (paramiko.SSHException, OSError, EOFError)
 """What a dropped link raises (paramiko's own error, or the socket's)."""
@@ -76,6 +79,27 @@ class SshExecutor(Executor):
             f"{seconds:.0f} s (network or board)",
             "check the board's power and network; the next deploy repairs a cut one")
 
+    def too_long(self, bound: float, what: str) -> CommandTooLong:
+        """A command still running at its bound on a board that answers: slow, not gone."""
+        return CommandTooLong(
+            f"[{self.name}] {what} was still running after {bound:.0f} s, its bound "
+            f"(the board answers; the command is slow or waits for something)",
+            "raise the board's command_timeout in elkbuild.yaml if it needs longer")
+
+    def _answers(self, within: float) -> bool:
+        """Does the board's sshd still reply to a request on this connection? (any
+        reply counts: OpenSSH refuses an unknown global request, and that is an answer)"""
+        transport = self.transport
+        if transport is None or not transport.is_active():
+            return False
+        # paramiko waits for the reply without a bound: wait for it in a thread
+        asking = threading.Thread(target=transport.global_request,
+                                  args=("keepalive@openssh.com",), kwargs={"wait": True},
+                                  daemon=True)
+        asking.start()
+        asking.join(within)
+        return not asking.is_alive() and transport.is_active()
+
     def lost(self, what: str = "") -> BoardUnresponsive:
         doing = self.step or what or "a command"
         return BoardUnresponsive(
@@ -119,7 +143,9 @@ class SshExecutor(Executor):
                 code = channel.recv_exit_status()
             elif self.transport is None or not self.transport.is_active():
                 raise self.lost(what)
-            else:  # no exit status within the bound
+            elif self._answers(min(self.io_timeout, KEEPALIVE_PROBE_SECONDS)):
+                raise self.too_long(bound, what)
+            else:  # no exit status within the bound, and the board is silent
                 raise self.unresponsive(idle, what)
             return Completed(list(argv), code, out, err)
         except CONNECTION_LOST:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from elkbuild.board.connection import connect
-from elkbuild.errors import BoardUnresponsive
+from elkbuild.errors import BoardUnresponsive, CommandTooLong
 
 from board_fixtures import frozen
 from deploy.helpers import board_profile, known_hosts_for
@@ -85,7 +85,11 @@ def test_a_remote_command_has_a_default_bound_that_can_be_overridden(elk, tmp_pa
     with connect(board) as conn:
         assert conn.executor.command_timeout == 2
         started = time.monotonic()
-        with pytest.raises(BoardUnresponsive):
+        with pytest.raises(CommandTooLong) as slow:
             conn.executor.run(["sleep", "30"])
         assert time.monotonic() - started < 6
+        # the board answers: the command is slow, which is not the network's fault
+        assert "was still running after 2 s" in slow.value.one_line()
+        assert "command_timeout" in slow.value.one_line()
+        assert not isinstance(slow.value, BoardUnresponsive)
         assert conn.executor.run(["sleep", "1"], timeout=10).returncode == 0
