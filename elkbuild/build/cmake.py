@@ -2,8 +2,14 @@
 
 Both builds configure the rendered project the same way (JUCE's patched CMake
 package, elkbuild's model runtime, the engine's headers and library, the model) and differ only in what
-the toolchain adds (its toolchain file, ccache) and in linker flags an engine
-asks for; the artefact JUCE writes is found here too.
+the toolchain adds (its toolchain file) and in linker flags an engine asks for;
+the artefact JUCE writes is found here too.
+
+ccache sits in front of the compilers (in every build image, and on the host when
+installed) with its base directory at /, so it hashes paths relative to the build
+folder: every plugin's build folder is as deep as the next, and the rendered
+projects compile JUCE's modules with the same command line for every plugin of a
+kind, so a second plugin takes the first one's module objects from the cache.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 the checkout at the same path, so the one path serves both)."""
 
 
+CCACHE_LAUNCHER = "env;CCACHE_BASEDIR=/;CCACHE_SLOPPINESS=time_macros;ccache"
+"""A compiler launcher (a CMake list): set in the command itself, it holds for a
+`cmake --build` run by hand in the build folder too. time_macros: juce_core's
+Time::getCompilationDate() expands __TIME__, which would make juce_core miss the
+cache every time; nothing in JUCE's modules or the plugins calls it."""
+
+
 def vst3_target(name: str) -> str:
     return f"{name}_VST3"
 
@@ -29,8 +42,10 @@ def vst3_target(name: str) -> str:
 def configure_argv(source: Path, build_dir: Path, *, engine: Engine, model: Path, juce_dir: Path,
                    model_data: Sequence[Path] = (), model_roles: Path | None = None,
                    config: str = "Release",
-                   generator: str | None = "Ninja", toolchain_args: Sequence[str] = ()) -> list[str]:
-    """`cmake -S source -B build_dir ...` for a rendered plugin project."""
+                   generator: str | None = "Ninja", toolchain_args: Sequence[str] = (),
+                   ccache: bool = False) -> list[str]:
+    """`cmake -S source -B build_dir ...` for a rendered plugin project; `ccache`
+    puts CCACHE_LAUNCHER in front of the compilers."""
     link_flags = " ".join(engine.link_flags)
     # VST3 bundles are MODULE libraries in JUCE's CMake; set both kinds.
     linking = ([f"-DCMAKE_MODULE_LINKER_FLAGS={link_flags}", f"-DCMAKE_SHARED_LINKER_FLAGS={link_flags}"]
@@ -38,6 +53,8 @@ def configure_argv(source: Path, build_dir: Path, *, engine: Engine, model: Path
     return ["cmake", "-S", str(source), "-B", str(build_dir),
             *(["-G", generator] if generator else []),
             *toolchain_args,
+            *([f"-DCMAKE_C_COMPILER_LAUNCHER={CCACHE_LAUNCHER}",
+               f"-DCMAKE_CXX_COMPILER_LAUNCHER={CCACHE_LAUNCHER}"] if ccache else []),
             f"-DCMAKE_BUILD_TYPE={config}",
             # JUCE's CMake package is a host package (a cross toolchain file confines
             # find_package() to the sysroot), and elkbuild's patched copy of it.

@@ -160,8 +160,9 @@ def build_plugin(project_dir: Path, *, cfg: Any, toolchain: Toolchain,
     executor.run(cmake.configure_argv(project.root, build_dir, engine=engine, model=project.model,
                                       model_data=project.model_data,
                                       model_roles=cmake.write_model_roles(project, build_dir, write=not dry_run),
-                                      juce_dir=juce_dir, config=config,
-                                      toolchain_args=toolchain.cmake_args(write=not dry_run)),
+                                      juce_dir=juce_dir, config=config, ccache=True,
+                                      toolchain_args=toolchain.cmake_args(ccache=False,
+                                                                          write=not dry_run)),
                  on_line=on_line, hint="see the CMake output above")
     say(f"{name}: compiling ({jobs} jobs)")
     executor.run(cmake.build_argv(build_dir, name, jobs), on_line=on_line,

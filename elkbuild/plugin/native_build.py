@@ -5,7 +5,8 @@ CMake command line as the cross build (build/cmake.py). An onnx project links
 the ONNX Runtime of the PyPI wheel; a tflite project links Debian sid's
 libtensorflow-lite in a tree made once with mmdebstrap (build/tflite_runtime.py),
 because no x86_64 build of LiteRT exports the TfLite C API, and its plugin runs
-inside that tree (native_executor).
+inside that tree (native_executor). With ccache installed (scripts/apt-packages.txt)
+a second plugin reuses the first one's JUCE module objects (build/cmake.py).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
     executor.run(cmake.configure_argv(project.root, build_dir, engine=engine, model=project.model,
                                       model_data=project.model_data,
                                       model_roles=cmake.write_model_roles(project, build_dir),
-                                      juce_dir=juce_dir, generator=_generator()),
+                                      juce_dir=juce_dir, generator=_generator(),
+                                      ccache=installed("ccache")),
                  on_line=on_line,
                  hint="JUCE's CMake package comes from `apt-get install juce-modules-source juce-tools`")
     executor.run([*prefix, *cmake.build_argv(build_dir, name, jobs)], on_line=on_line)
