@@ -6,10 +6,11 @@ the toolchain adds (its toolchain file) and in linker flags an engine asks for;
 the artefact JUCE writes is found here too.
 
 ccache sits in front of the compilers (in every build image, and on the host when
-installed) with its base directory at /, so it hashes paths relative to the build
-folder: every plugin's build folder is as deep as the next, and the rendered
-projects compile JUCE's modules with the same command line for every plugin of a
-kind, so a second plugin takes the first one's module objects from the cache.
+installed). The rendered projects compile JUCE's modules with the same command
+line for every plugin of a kind, every path in it absolute and outside the build
+folder (ccache hashes neither -o nor the -MT/-MF dependency file names), so a
+second plugin takes the first one's module objects from the cache, wherever its
+build folder is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 the checkout at the same path, so the one path serves both)."""
 
 
-CCACHE_LAUNCHER = "env;CCACHE_BASEDIR=/;CCACHE_SLOPPINESS=time_macros;ccache"
+CCACHE_LAUNCHER = "env;CCACHE_SLOPPINESS=time_macros;ccache"
 """A compiler launcher (a CMake list): set in the command itself, it holds for a
 `cmake --build` run by hand in the build folder too. time_macros: juce_core's
 Time::getCompilationDate() expands __TIME__, which would make juce_core miss the
