@@ -78,10 +78,13 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
                      say=say)
     if json:
         emit_json({"project": str(project.root), "name": project.identity.name,
-                   "engine": project.engine, "kind": project.kind, "model": str(project.model)})
+                   "engine": project.engine, "kind": project.kind, "model": str(project.model),
+                   "features": project.features.__dict__ if project.features else None})
     else:
+        f = project.features
+        fed = f", log-mel {f.mel_bands} x {f.frames} every {f.every} frames" if f else ""
         print(f"new-plugin: {project.root} ({project.kind}, {project.engine}, "
-              f"model {project.model.name})")
+              f"model {project.model.name}{fed})")
 
 
 @elk_task(help={"out": "folder for the models (default: <cache>/example-models)",

@@ -105,5 +105,6 @@ def test_the_task_takes_the_flags_and_refuses_in_one_line(tmp_path):
                 "--every", str(SETTINGS["every"]), "--max-hz", str(SETTINGS["max_hz"]))
     assert ok.returncode == 0, ok.stderr
     assert "log-mel features, 32 mel bands" in ok.stdout and "guessed" not in ok.stdout
+    assert "(classifier, onnx, model mel_detector.onnx, log-mel 32 x 16 every 4 frames)" in ok.stdout
     features = load_project(tmp_path / "plugins" / "Mel").features
     assert (features.every, features.max_hz) == (SETTINGS["every"], SETTINGS["max_hz"])
