@@ -24,19 +24,35 @@ from tasks.shell import load
                 "constant": "effect: NAME=VALUE fixes an input (e.g. an int64 sample rate; repeatable)",
                 "audio_in": "effect: the input that is audio, when several could be",
                 "audio_out": "effect: the output that is audio, when several could be",
-                "sample_rate": "effect: the rate the model was trained at (default: any)",
+                "sample_rate": "the rate the model was trained at (effect default: any; log-mel: 16000)",
+                "features": "classifier: log-mel: the input is log-mel frames computed from the audio",
+                "fft_size": "log-mel: FFT size (n_fft), a power of two (default 512)",
+                "hop": "log-mel: samples between frames (hop_length; default sample rate / 100)",
+                "mel_bands": "log-mel: mel bands (n_mels; default: from the input's shape)",
+                "frames": "log-mel: frames the model sees (default: from the input's shape)",
+                "every": "log-mel: run the model every N frames (default 1: every hop)",
+                "min_hz": "log-mel: lowest mel frequency (fmin, default 0)",
+                "max_hz": "log-mel: highest mel frequency (fmax, default 0: half the rate)",
+                "power": "log-mel: 2 power spectrum (default), 1 magnitude",
+                "mel_scale": "log-mel: slaney (librosa's default) or htk",
+                "mel_norm": "log-mel: slaney (librosa's default) or none",
+                "log": "log-mel: db (power_to_db, default) or ln (log(S + floor))",
+                "floor": "log-mel: amin of power_to_db, or the offset of ln (default 1e-10)",
                 "force": "render an existing project again (its identity is kept)",
                 "json": "print the result as one JSON object"}, iterable=["shape", "state", "constant"])
 def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufacturer_code=None,
                plugin_code=None, description=None, force=False, json=False, verbose=False,
                audio_in=None, audio_out=None, mode=None, frame=0, shape=None, state=None,
-               constant=None, sample_rate=0):
+               constant=None, sample_rate=0, features=None, fft_size=None, hop=None, mel_bands=None,
+               frames=None, every=None, min_hz=None, max_hz=None, power=None, mel_scale=None,
+               mel_norm=None, log=None, floor=None):
     """Render a JUCE VST3 plugin project for a model into plugins/NAME."""
     from elkbuild.reporting import emit_json
     from elkbuild.errors import UsageError
     from elkbuild.plugin.identity import plugins_dir
     from elkbuild.plugin.render import NewPlugin, new_plugin as render
     from elkbuild.plugin.roles import parse_role_flags
+    from elkbuild.plugin.features import parse_feature_flags
 
     for flag, value in (("--engine", engine), ("--kind", kind), ("--model", model)):
         if not value:
@@ -48,7 +64,13 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
                         plugin_code=plugin_code, description=description, mode=mode,
                         roles=parse_role_flags(frame=frame, shapes=shape or [], states=state or [],
                                                constants=constant or [], audio_in=audio_in,
-                                               audio_out=audio_out, sample_rate=sample_rate))
+                                               audio_out=audio_out,
+                                               sample_rate=0 if features else sample_rate),
+                        features=parse_feature_flags(
+                            features=features, sample_rate=(sample_rate or None) if features else None, fft_size=fft_size,
+                            hop=hop, mel_bands=mel_bands, frames=frames, every=every, min_hz=min_hz,
+                            max_hz=max_hz, power=power, scale=mel_scale, norm=mel_norm, log=log,
+                            floor=floor))
     # Every guess about the model's tensors is said (on stderr with --json).
     say = (lambda line: print(f"new-plugin: {line}", file=sys.stderr)) if json else \
         (lambda line: print(f"new-plugin: {line}"))
@@ -56,10 +78,13 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
                      say=say)
     if json:
         emit_json({"project": str(project.root), "name": project.identity.name,
-                   "engine": project.engine, "kind": project.kind, "model": str(project.model)})
+                   "engine": project.engine, "kind": project.kind, "model": str(project.model),
+                   "features": project.features.__dict__ if project.features else None})
     else:
+        f = project.features
+        fed = f", log-mel {f.mel_bands} x {f.frames} every {f.every} frames" if f else ""
         print(f"new-plugin: {project.root} ({project.kind}, {project.engine}, "
-              f"model {project.model.name})")
+              f"model {project.model.name}{fed})")
 
 
 @elk_task(help={"out": "folder for the models (default: <cache>/example-models)",

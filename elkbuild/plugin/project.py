@@ -13,6 +13,7 @@ from pathlib import Path
 
 from elkbuild.config import read_yaml_file
 from elkbuild.errors import ConfigError
+from elkbuild.plugin.features import LogMel, from_yaml as features_from_yaml
 from elkbuild.plugin.identity import IDENTITY_FILE, PluginIdentity, load_identity
 from elkbuild.plugin.models import external_data_files, model_format
 from elkbuild.plugin.roles import ModelRoles, roles_from_yaml
@@ -37,6 +38,7 @@ class PluginProject:
     model_data: tuple[Path, ...] = ()   # the model's external data files, in model/
     mode: str = "auto"                  # one of MODES
     roles: ModelRoles | None = None     # an effect's tensors and their roles (model_roles:)
+    features: LogMel | None = None      # a classifier's log-mel input (features:)
 
 
 
@@ -73,8 +75,15 @@ def load_project(root: Path, folder_name: str | None = None) -> PluginProject:
             raise ConfigError(source, "model_roles", None, "is missing: an effect says what each "
                               "tensor of its model is for", "run `invoke new-plugin --force`")
         roles = roles_from_yaml(data["model_roles"], str(source))
+    features = None
+    if "features" in data:
+        if kind != "classifier":
+            raise ConfigError(source, "features", "...", f"is for kind classifier, not {kind}",
+                              "remove the features block")
+        features = features_from_yaml(data["features"], source)
     # A missing data file is named here, not found by the plugin refusing to load.
-    return PluginProject(root, identity, engine, kind, model, external_data_files(model), mode, roles)
+    return PluginProject(root, identity, engine, kind, model, external_data_files(model), mode, roles,
+                         features)
 
 
 def _identity_named(source: Path, folder_name: str) -> PluginIdentity:

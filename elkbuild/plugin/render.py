@@ -16,6 +16,9 @@ Kinds:
 - classifier: the model maps F features to C class scores; an onset detector on the
   audio thread hands features to a worker thread through lock-free queues and the
   result comes back as a MIDI note; the plugin reports its latency.
+  With --features log-mel (features.py) the features are instead the last T log-mel
+  frames of the audio (elkrt::LogMelFrontEnd), handed over every N frames, and each
+  run's best class comes back as a note.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import yaml
 
 from elkbuild.config import read_yaml_file
 from elkbuild.errors import UsageError
+from elkbuild.plugin.features import (FEATURE_TYPES, FeatureFlags, LogMel, fit_log_mel,
+                                      from_yaml as features_from_yaml, to_yaml as features_to_yaml)
 from elkbuild.plugin.identity import (CODE_RULE, IDENTITY_FILE, NAME_RULE, PluginIdentity,
                                       code_is_valid, load_identity, name_is_valid)
 from elkbuild.plugin.models import ModelError, ModelInfo, TensorInfo, model_format, read_model
@@ -62,6 +67,7 @@ class NewPlugin:
     description: str | None = None
     mode: str | None = None   # None: kept from an existing plugin.yaml, else auto
     roles: RoleFlags = RoleFlags()   # an effect's tensor flags (--frame, --state, ...)
+    features: FeatureFlags = FeatureFlags()   # a classifier's --features log-mel flags
 
 
 # ---- checks -----------------------------------------------------------------
@@ -98,6 +104,15 @@ def check_request(request: NewPlugin) -> None:
     for flag, text in (("--manufacturer", request.manufacturer), ("--description", request.description)):
         if text is not None:
             _one_line_text(flag, text)
+    if request.features.features is not None and request.features.features not in FEATURE_TYPES:
+        raise UsageError(f"--features {request.features.features!r} is not known", "use --features log-mel")
+    if request.kind != "classifier" and (request.features.features or request.features.given()):
+        raise UsageError(f"--features is for --kind classifier, not {request.kind}",
+                         "use --kind classifier, or drop the --features flags")
+    if request.features.features is None and request.features.given():
+        flag = next(iter(request.features.given()))
+        raise UsageError(f"--{flag.replace('_', '-')} describes log-mel features",
+                         "add --features log-mel")
     fmt = model_format(request.model)
     if ENGINES[request.engine] != fmt:
         other = "tflite" if fmt == "tflite" else "onnx"
@@ -105,7 +120,7 @@ def check_request(request: NewPlugin) -> None:
                          f"use --engine {other}, or give a .{ENGINES[request.engine]} model")
 
 
-def fit_classifier(info: ModelInfo) -> tuple[TensorInfo, TensorInfo]:
+def fit_classifier(info: ModelInfo, log_mel: bool = False) -> tuple[TensorInfo, TensorInfo]:
     """The feature input and class-score output of a classifier, or a ModelError."""
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise ModelError(info.path, f"has {len(info.inputs)} inputs and {len(info.outputs)} outputs; "
@@ -120,7 +135,7 @@ def fit_classifier(info: ModelInfo) -> tuple[TensorInfo, TensorInfo]:
             raise ModelError(info.path, f"{role} {tensor.name!r} has the dynamic shape "
                              f"{_shape_text(tensor.shape)}; buffers are sized before audio starts",
                              "export the model with fixed sizes (only the batch may be dynamic)")
-    if not 1 <= tensor_in.elements <= MAX_FEATURES:
+    if not log_mel and not 1 <= tensor_in.elements <= MAX_FEATURES:
         raise ModelError(info.path, f"{tensor_in.elements} input features is not in 1..{MAX_FEATURES}",
                          "a classifier takes a small feature vector")
     if not 2 <= tensor_out.elements <= MAX_CLASSES:
@@ -162,6 +177,12 @@ def _existing_mode(project: Path) -> str | None:
     return mode if mode in MODES else None
 
 
+def _existing_features(project: Path) -> LogMel | None:
+    source = project / IDENTITY_FILE
+    data = read_yaml_file(source).get("features") if source.is_file() else None
+    return features_from_yaml(data, source) if data is not None else None
+
+
 def _existing_identity(project: Path) -> PluginIdentity | None:
     source = project / IDENTITY_FILE
     return load_identity(source) if source.is_file() else None
@@ -170,7 +191,8 @@ def _existing_identity(project: Path) -> PluginIdentity | None:
 def template_context(request: NewPlugin, *, existing: PluginIdentity | None = None,
                      model_data: tuple[str, ...] = (), existing_mode: str | None = None,
                      roles: ModelRoles | None = None,
-                     classifier: tuple[TensorInfo, TensorInfo] | None = None) -> dict:
+                     classifier: tuple[TensorInfo, TensorInfo] | None = None,
+                     log_mel: LogMel | None = None) -> dict:
     """Everything the templates use. Identity not given on the command line is kept
     from an existing plugin.yaml, so re-rendering never changes who a plugin is."""
     def pick(given: str | None, kept: str | None, default: str) -> str:
@@ -187,6 +209,11 @@ def template_context(request: NewPlugin, *, existing: PluginIdentity | None = No
         # Shapes on one line each ([1, 64]): plugin.yaml stays readable.
         return yaml.safe_dump({"model_roles": roles_to_yaml(roles)}, sort_keys=False,
                               default_flow_style=None, width=100)
+
+    def features_yaml() -> str:
+        if log_mel is None:
+            return ""
+        return yaml.safe_dump({"features": features_to_yaml(log_mel)}, sort_keys=False, width=100)
 
     mode = request.mode or existing_mode or "auto"
     return {
@@ -211,6 +238,8 @@ def template_context(request: NewPlugin, *, existing: PluginIdentity | None = No
         "input": tensor(classifier[0] if classifier else None),
         "output": tensor(classifier[1] if classifier else None),
         "model_roles_yaml": roles_yaml(),
+        "log_mel": log_mel.__dict__ if log_mel else None,
+        "features_yaml": features_yaml(),
         **CLASSIFIER_DEFAULTS,
     }
 
@@ -243,8 +272,12 @@ def new_plugin(request: NewPlugin, projects: Path, *, force: bool = False,
     check_request(request)
     info = read_model(request.model)
     roles = fit_effect(info, request.roles) if request.kind == "effect" else None
-    classifier = fit_classifier(info) if request.kind == "classifier" else None
     project = projects / request.name
+    kept = _existing_features(project) if project.exists() and request.kind == "classifier" else None
+    wants_log_mel = request.features.features is not None or kept is not None
+    classifier = fit_classifier(info, wants_log_mel) if request.kind == "classifier" else None
+    log_mel = fit_log_mel(request.model, classifier[0], request.features, kept, say) \
+        if classifier and wants_log_mel else None
     existing = None
     if project.exists():
         only_identity = sorted(p.name for p in project.iterdir()) == [IDENTITY_FILE]
@@ -255,7 +288,8 @@ def new_plugin(request: NewPlugin, projects: Path, *, force: bool = False,
         existing = _existing_identity(project)
     context = template_context(request, existing=existing,
                                model_data=tuple(p.name for p in info.external_data),
-                               existing_mode=_existing_mode(project), roles=roles, classifier=classifier)
+                               existing_mode=_existing_mode(project), roles=roles, classifier=classifier,
+                               log_mel=log_mel)
     for guess in roles.guesses if roles else ():
         say(guess)
     for key in ("manufacturer_code", "plugin_code"):

@@ -19,6 +19,7 @@
 #include "pluginterfaces/vst/ivstaudioprocessor.h"
 #include "pluginterfaces/vst/ivstcomponent.h"
 #include "pluginterfaces/vst/ivsteditcontroller.h"
+#include "pluginterfaces/vst/ivstevents.h"
 #include "pluginterfaces/vst/ivsthostapplication.h"
 #include "pluginterfaces/vst/ivstprocesscontext.h"
 #include "pluginterfaces/vst/vstspeaker.h"
@@ -33,6 +34,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -232,6 +234,48 @@ public:
 };
 
 HostApplication hostApplication;
+
+// The events a plugin sends back from process() (its MIDI out): a fixed capacity, so
+// handing it to process() allocates nothing. Owned by one Plugin; no reference counting.
+class EventList final : public Vst::IEventList
+{
+public:
+    static constexpr int capacity = 1024;
+
+    int32 PLUGIN_API getEventCount() override { return count; }
+    tresult PLUGIN_API getEvent (int32 index, Vst::Event& e) override
+    {
+        if (index < 0 || index >= count)
+            return kInvalidArgument;
+        e = events[static_cast<std::size_t> (index)];
+        return kResultOk;
+    }
+    tresult PLUGIN_API addEvent (Vst::Event& e) override
+    {
+        if (count == capacity)
+            return kResultFalse;
+        events[static_cast<std::size_t> (count++)] = e;
+        return kResultOk;
+    }
+    void clear() { count = 0; }
+
+    tresult PLUGIN_API queryInterface (const TUID iid, void** obj) override
+    {
+        if (FUnknownPrivate::iidEqual (iid, FUnknown::iid) || FUnknownPrivate::iidEqual (iid, Vst::IEventList::iid))
+        {
+            *obj = static_cast<Vst::IEventList*> (this);
+            return kResultOk;
+        }
+        *obj = nullptr;
+        return kNoInterface;
+    }
+    uint32 PLUGIN_API addRef() override { return 1; }
+    uint32 PLUGIN_API release() override { return 1; }
+
+private:
+    std::array<Vst::Event, capacity> events {};
+    int32 count = 0;
+};
 
 // A loaded plugin binary: dlopen + ModuleEntry, released with ModuleExit + dlclose.
 // Shared by every instance created from the same binary (a chain may repeat one).
@@ -471,6 +515,9 @@ public:
         if (processor->setupProcessing (setup) != kResultOk)
             throw HostError (module->bundle + ": setupProcessing(" + std::to_string (maxBlock) + " samples, "
                              + Json::number (rate) + " Hz) was refused by " + name);
+        // A plugin that sends MIDI (a classifier's notes) gets its event output on.
+        for (int32 i = 0; i < component->getBusCount (Vst::kEvent, Vst::kOutput); ++i)
+            component->activateBus (Vst::kEvent, Vst::kOutput, i, i == 0);
         if (component->setActive (true) != kResultOk)
             throw HostError (module->bundle + ": setActive(true) was refused by " + name
                              + " (a plugin refuses when it cannot run, e.g. its model did not load)");
@@ -507,6 +554,7 @@ public:
         for (int c = 0; c < outBuses[0].numChannels; ++c)
             outBuses[0].channelBuffers32[c] = out[c];
         context.projectTimeSamples = position;
+        outEvents.clear();
         data.numSamples = samples;
         position += samples;
         return processor->process (data);
@@ -574,6 +622,7 @@ private:
         data.inputs = inBuses.empty() ? nullptr : inBuses.data();
         data.outputs = outBuses.data();
         data.processContext = &context;
+        data.outputEvents = &outEvents;
     }
 
     Vst::IComponent* component = nullptr;
@@ -590,7 +639,12 @@ private:
     std::vector<Vst::AudioBusBuffers> inBuses, outBuses;
     Vst::ProcessContext context {};
     Vst::ProcessData data {};
+    EventList outEvents;
     int64 position = 0;
+
+public:
+    // The events of the last process() call.
+    EventList& events() { return outEvents; }
 };
 
 // ---- commands -----------------------------------------------------------------
@@ -646,6 +700,8 @@ int commandProcess (const std::vector<std::string>& bundles, const std::string& 
         chain.push_back (std::move (plugin));
     }
 
+    // The note-ons plugins send (a classifier's results), at their output sample.
+    std::vector<std::string> notes;
     // Two block buffers, swapped after each plugin: the output of one is the next's input.
     std::vector<std::vector<float>> a (channels, std::vector<float> (block)), b = a;
     std::vector<float*> in (channels), out (channels);
@@ -659,11 +715,23 @@ int commandProcess (const std::vector<std::string>& bundles, const std::string& 
             in[c] = a[c].data();
             out[c] = b[c].data();
         }
-        for (auto& plugin : chain)
+        for (std::size_t p = 0; p < chain.size(); ++p)
         {
+            auto& plugin = chain[p];
             if (plugin->process (in.data(), out.data(), n) != kResultOk)
                 throw HostError (plugin->module->bundle + ": process() failed at sample " + std::to_string (start));
             std::swap (in, out);
+            auto& events = plugin->events();
+            for (int32 e = 0; e < events.getEventCount(); ++e)
+            {
+                Vst::Event event {};
+                events.getEvent (e, event);
+                if (event.type == Vst::Event::kNoteOnEvent)
+                    notes.push_back (Json().integer ("plugin", static_cast<long long> (p))
+                                         .integer ("sample", static_cast<long long> (start) + event.sampleOffset)
+                                         .integer ("note", event.noteOn.pitch).num ("velocity", event.noteOn.velocity)
+                                         .text());
+            }
         }
         for (int c = 0; c < channels; ++c)
             std::copy_n (in[c], n, audio.channels[c].begin() + start);
@@ -681,7 +749,7 @@ int commandProcess (const std::vector<std::string>& bundles, const std::string& 
     Json result;
     result.raw ("plugins", Json::array (plugins)).str ("in", inPath).str ("out", outPath)
         .integer ("channels", channels).integer ("frames", static_cast<long long> (frames))
-        .integer ("block", block).num ("rate", rate);
+        .integer ("block", block).num ("rate", rate).raw ("notes", Json::array (notes));
     std::printf ("%s\n", result.text().c_str());
     return 0;
 }

@@ -211,4 +211,35 @@ std::vector<std::vector<double>> LogMelFrontEnd::filterbank() const
     return rows;
 }
 
+MelWindow::MelWindow (int bands, int frames)
+    : bandCount (bands), frameCount (frames), ring (static_cast<std::size_t> (bands) * static_cast<std::size_t> (frames), 0.0f)
+{
+}
+
+void MelWindow::push (const float* frame) noexcept
+{
+    std::copy (frame, frame + bandCount, ring.begin() + static_cast<std::ptrdiff_t> (next) * bandCount);
+    next = (next + 1) % frameCount;
+    ++total;
+}
+
+void MelWindow::copyTo (float* out) const noexcept
+{
+    // `next` is the oldest frame once the ring has wrapped; before that, slots not yet
+    // written still hold zeros and come first.
+    for (int t = 0; t < frameCount; ++t)
+    {
+        const float* frame = ring.data() + static_cast<std::ptrdiff_t> ((next + t) % frameCount) * bandCount;
+        for (int b = 0; b < bandCount; ++b)
+            out[static_cast<std::ptrdiff_t> (b) * frameCount + t] = frame[b];
+    }
+}
+
+void MelWindow::reset() noexcept
+{
+    std::fill (ring.begin(), ring.end(), 0.0f);
+    next = 0;
+    total = 0;
+}
+
 } // namespace elkrt

@@ -111,3 +111,25 @@ ELKRT_TEST (log_mel_refuses_bad_settings)
     s.floor = 0.0;
     CHECK (logMelProblem (s).find ("floor") != std::string::npos);
 }
+
+ELKRT_TEST (mel_window_keeps_the_last_frames_band_major)
+{
+    // Frame k holds k * 10 + band; after 5 pushes into a window of 3 the model sees
+    // frames 2, 3, 4 for each band in turn.
+    MelWindow window (2, 3);
+    float frame[2];
+    for (int k = 0; k < 5; ++k)
+    {
+        CHECK (window.full() == (k >= 3));
+        frame[0] = static_cast<float> (k * 10);
+        frame[1] = static_cast<float> (k * 10 + 1);
+        window.push (frame);
+    }
+    std::vector<float> out (6, -1.0f);
+    window.copyTo (out.data());
+    const std::vector<float> expected { 20, 30, 40, 21, 31, 41 };
+    CHECK (out == expected);
+    CHECK_EQ (window.pushed(), 5LL);
+    window.reset();
+    CHECK (! window.full());
+}

@@ -83,6 +83,8 @@ void OnsetClassifierAudioProcessor::prepareToPlay (double sampleRate, int maximu
     collecting = false;
     featureQueue.clear();
     resultQueue.clear();
+    resultsMade.store (0);
+    featuresSent = 0;
 
     // Measure inference time here (the priming run is done): the reported latency is
     // window + ceil(max inference time / block) * block, as for decoupled inference.
@@ -172,6 +174,7 @@ void OnsetClassifierAudioProcessor::workerLoop()
                 result.onsetSample = features.onsetSample;
                 resultQueue.push (result);
             }
+            resultsMade.fetch_add (1, std::memory_order_release);
             continue;
         }
         // The worker polls: waking it with a condition variable or semaphore would make
@@ -198,7 +201,9 @@ void OnsetClassifierAudioProcessor::detectOnsets (const float* mono, int numSamp
                 for (int f = 0; f < features; ++f)
                     pending.values[static_cast<size_t> (f)] =
                         static_cast<float> (std::log10 (energy[static_cast<size_t> (f)] / partSamples + 1.0e-10));
-                if (! featureQueue.push (pending))
+                if (featureQueue.push (pending))
+                    ++featuresSent;
+                else
                     droppedOnsets.fetch_add (1, std::memory_order_relaxed);
             }
             continue;
@@ -217,8 +222,15 @@ void OnsetClassifierAudioProcessor::detectOnsets (const float* mono, int numSamp
     }
 }
 
+
 void OnsetClassifierAudioProcessor::emitDueResults (juce::MidiBuffer& midi, int numSamples)
 {
+    // Offline nothing waits on a clock: wait for the worker, so every result lands
+    // where it is due (a real-time host never waits: a late result plays late).
+    if (isNonRealtime())
+        while (resultsMade.load (std::memory_order_acquire) < featuresSent)
+            std::this_thread::sleep_for (std::chrono::microseconds (50));
+
     // Output sample t plays input sample t - latency: a result for an onset at input
     // sample s belongs at output sample s + latency.
     const int64_t blockStart = samplesSeen - numSamples;

@@ -61,7 +61,7 @@ private:
     struct Features
     {
         std::array<float, elkbuild::model::features> values {};
-        int64_t onsetSample = 0;
+        int64_t onsetSample = 0; // the onset, or (log-mel) the sample after the window
     };
     struct Result
     {
@@ -82,6 +82,9 @@ private:
     std::thread worker;
     std::atomic<bool> workerRunning { false };
     std::atomic<uint32_t> droppedOnsets { 0 };
+    // Offline renders wait for every result they hand over (the same notes every run).
+    std::atomic<int64_t> resultsMade { 0 };
+    int64_t featuresSent = 0;
 
     // Onset detection and feature accumulation (audio thread only).
     float fastEnvelope = 0.0f, slowEnvelope = 0.0f;

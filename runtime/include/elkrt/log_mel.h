@@ -99,4 +99,31 @@ private:
     int sinceFrame = 0;
 };
 
+// The last `frames` feature frames, as a model trained on log-mel spectrograms sees
+// them: [bands, frames], band after band, oldest frame first (librosa's layout, so
+// one copy fills an input of shape [1, bands, frames] or [1, 1, bands, frames]).
+// Allocates in the constructor only; push() and copyTo() are real-time safe.
+class MelWindow
+{
+public:
+    MelWindow (int bands, int frames);
+
+    int bands() const noexcept { return bandCount; }
+    int frames() const noexcept { return frameCount; }
+    // How many frames were pushed since the last reset().
+    long long pushed() const noexcept { return total; }
+    bool full() const noexcept { return total >= frameCount; }
+
+    void push (const float* frame) noexcept;
+    // bands() * frames() values; frames not seen yet (before full()) are zeros.
+    void copyTo (float* out) const noexcept;
+    void reset() noexcept;
+
+private:
+    int bandCount, frameCount;
+    std::vector<float> ring; // frames() rows of bands() values
+    int next = 0;
+    long long total = 0;
+};
+
 } // namespace elkrt
