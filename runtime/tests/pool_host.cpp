@@ -2,10 +2,12 @@
 // (dlopen, RTLD_LOCAL) and runs them in one process, to show whether they share
 // one inference pool.
 //
-//   elkrt_pool_host [--preload LIB] [--model M --roles R] [--instances N] [--blocks B]
+//   elkrt_pool_host [--preload LIB] [--model M --roles R]... [--instances N] [--blocks B]
 //                   [--pace] [--budget-ms X] [--expect shared|separate] [--expect-reason TEXT] PLUGIN.so...
 //
-// --preload loads LIB first (another plugin's copy of libelkrt_pool.so.1). Prints one
+// --preload loads LIB first (another plugin's copy of libelkrt_pool.so.1). The i-th
+// --model/--roles go to the i-th plugin (the last to the rest); none: a fake identity
+// engine. Prints one
 // JSON line: each plugin's pool, the process's threads, CPU seconds; --expect fails
 // (exit 1) unless the plugins' pools are one (shared) or all different (separate),
 // and every plugin's output is its input delayed by its latency (fake engine);
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <set>
 #include <string>
 #include <thread>
@@ -79,18 +82,18 @@ std::string poolOf (const std::string& json)
 
 int main (int argc, char** argv)
 {
-    const char *preload = nullptr, *model = nullptr, *roles = nullptr, *expect = nullptr, *reason = nullptr;
+    const char *preload = nullptr, *expect = nullptr, *reason = nullptr;
     int instances = 4, blocks = 200;
     double budget = 0.003;
     bool pace = false;
-    std::vector<const char*> paths;
+    std::vector<const char*> paths, models, roles;
     for (int i = 1; i < argc; ++i)
     {
         const std::string option = argv[i];
         auto value = [&] { return i + 1 < argc ? argv[++i] : ""; };
         if (option == "--preload") preload = value();
-        else if (option == "--model") model = value();
-        else if (option == "--roles") roles = value();
+        else if (option == "--model") models.push_back (value());
+        else if (option == "--roles") roles.push_back (value());
         else if (option == "--instances") instances = std::atoi (value());
         else if (option == "--blocks") blocks = std::atoi (value());
         else if (option == "--budget-ms") budget = 1e-3 * std::atof (value());
@@ -118,7 +121,10 @@ int main (int argc, char** argv)
                         symbol<void (*) (const float*, float*, int)> (library, "plugin_process"),
                         symbol<int (*)()> (library, "plugin_latency"), symbol<void (*) (char*, int)> (library, "plugin_pool"),
                         symbol<void (*)()> (library, "plugin_close"), {} };
-        if (! plugin.open (model, roles, instances, 64, budget))
+        const std::size_t which = std::min (plugins.size(), models.size() - 1);
+        if (models.size() != roles.size())
+            return 2;
+        if (! plugin.open (models.empty() ? nullptr : models[which], roles.empty() ? nullptr : roles[which], instances, 64, budget))
             return 2;
         plugins.push_back (plugin);
     }
@@ -138,7 +144,7 @@ int main (int argc, char** argv)
             plugin.process (input.data() + b * 64, plugin.output.data() + b * 64, 64);
         if (pace)
             std::this_thread::sleep_until (started + (b + 1) * period);
-        else if (model == nullptr)
+        else if (models.empty())
             std::this_thread::sleep_for (std::chrono::microseconds (400)); // the fake engine's worker keeps up
         if (b == blocks / 2)
             threadsRunning = threadsInProcess();
@@ -161,7 +167,7 @@ int main (int argc, char** argv)
         if (reason != nullptr)
             reasons = reasons && std::strstr (line, "\"process_wide\": false") != nullptr && std::strstr (line, reason) != nullptr;
         const auto delay = static_cast<std::size_t> (plugins[p].latency());
-        if (model == nullptr)
+        if (models.empty())
             for (std::size_t n = delay; n < input.size(); ++n)
                 exact = exact && std::fabs (plugins[p].output[n] - input[n - delay]) < 1e-6f;
     }

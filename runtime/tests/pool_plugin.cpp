@@ -91,10 +91,14 @@ extern "C" __attribute__ ((visibility ("default"))) void plugin_pool (char* json
 {
     auto& pool = elkrt::sharedPool();
     const auto status = elkrt::sharedPoolStatus();
+    unsigned long long underruns = 0;
+    for (const auto& model : models)
+        underruns += model->stats().underrunSamples;
     std::snprintf (json, static_cast<std::size_t> (size),
-                   "{\"plugin\": \"%s\", \"pool\": \"%llx\", \"threads\": %d, \"process_wide\": %s, \"reason\": \"%s\"}",
+                   "{\"plugin\": \"%s\", \"pool\": \"%llx\", \"threads\": %d, \"process_wide\": %s, \"reason\": \"%s\", "
+                   "\"underruns\": %llu}",
                    ELKRT_TEST_PLUGIN, static_cast<unsigned long long> (pool.identity()), pool.threadCount(),
-                   status.processWide ? "true" : "false", status.reason.c_str());
+                   status.processWide ? "true" : "false", status.reason.c_str(), underruns);
 }
 
 extern "C" __attribute__ ((visibility ("default"))) void plugin_close()
