@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <memory>
 
 #include <pthread.h>
 #include <sched.h>
@@ -31,10 +30,6 @@ int defaultPriority()
     return 40;
 }
 
-std::mutex sharedGuard;
-std::unique_ptr<InferencePool> sharedPool;
-PoolOptions sharedOptions;
-
 } // namespace
 
 InferencePool::InferencePool (PoolOptions poolOptions)
@@ -53,23 +48,6 @@ InferencePool::~InferencePool()
     running.store (false);
     for (auto& worker : workers)
         worker.join();
-}
-
-bool InferencePool::configureShared (const PoolOptions& poolOptions)
-{
-    std::lock_guard<std::mutex> lock (sharedGuard);
-    if (sharedPool != nullptr)
-        return false;
-    sharedOptions = poolOptions;
-    return true;
-}
-
-InferencePool& InferencePool::shared()
-{
-    std::lock_guard<std::mutex> lock (sharedGuard);
-    if (sharedPool == nullptr)
-        sharedPool = std::make_unique<InferencePool> (sharedOptions);
-    return *sharedPool;
 }
 
 bool InferencePool::attach (PoolClient& client)

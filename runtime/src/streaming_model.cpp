@@ -266,7 +266,7 @@ bool StreamingModel::prepare (const StreamingConfig& config, std::string& error)
     isDecoupled = settings.mode == ExecutionMode::Decoupled
                || (settings.mode == ExecutionMode::Automatic && (! model->realtimeSafe() || slow));
 
-    pool = settings.pool != nullptr ? settings.pool : &InferencePool::shared();
+    pool = settings.pool != nullptr ? settings.pool : &sharedPool();
     const auto modelLatency = static_cast<int64_t> (modelDescription.modelLatencySamples);
     if (isDecoupled)
     {
@@ -297,7 +297,7 @@ bool StreamingModel::prepare (const StreamingConfig& config, std::string& error)
     reset();
     if (isDecoupled && ! attached)
     {
-        error = "the inference pool has no free slot (" + std::to_string (InferencePool::maxClients) + " models)";
+        error = "the inference pool has no free slot (" + std::to_string (WorkerPool::maxClients) + " models)";
         prepared = false;
         return false;
     }

@@ -233,9 +233,11 @@ ELKRT_TEST (pool_shared_by_instances)
     }
     CHECK (pool.workersThatRan() >= 1 && pool.workersThatRan() <= 2);
 
-    // The process-wide pool is one object; its size is fixed by its first user.
-    CHECK (&InferencePool::shared() == &InferencePool::shared());
-    CHECK (! InferencePool::configureShared ({ 3 }));
+    // The process-wide pool is one object (libelkrt_pool.so.1's); its size is fixed
+    // by its first user.
+    CHECK (&sharedPool() == &sharedPool());
+    CHECK (sharedPoolStatus().processWide);
+    CHECK (! configureSharedPool ({ 3 }));
 }
 
 ELKRT_TEST (pool_detach_waits_for_worker)

@@ -43,21 +43,24 @@ ELKRT_TEST (process_allocates_nothing)
     CHECK (watchedAllocations.load() >= 2);
 
     InferencePool pool ({ 1 });
+    // Inline; decoupled on a pool of this library's own; on the process-wide pool of
+    // libelkrt_pool.so.1 (its workers reach the model through the C ABI).
+    WorkerPool* pools[] = { nullptr, &pool, &sharedPool() };
     const auto left = testSignal (64 * 100, 41), right = testSignal (64 * 100, 42);
-    for (int decoupled = 0; decoupled < 2; ++decoupled)
+    for (WorkerPool* decoupled : pools)
         for (int64_t frame : { 64, 576 })
         {
             auto model = statefulModel (frame);
             auto config = inlineConfig (100, 2);
-            if (decoupled)
+            if (decoupled != nullptr)
             {
                 config.mode = ExecutionMode::Decoupled;
-                config.pool = &pool;
+                config.pool = decoupled;
                 config.timingCapacity = 64;
             }
             std::string error;
             CHECK (model->prepare (config, error));
-            model->setOffline (decoupled == 1); // waits, but must not allocate either
+            model->setOffline (decoupled != nullptr); // waits, but must not allocate either
             std::vector<float> outLeft (left.size()), outRight (right.size());
             watchedAllocations = 0;
             for (std::size_t start = 0; start + 100 <= left.size(); start += 100)

@@ -102,7 +102,7 @@ int main (int argc, char** argv)
         return usage (error);
     elkrt::PoolOptions poolOptions;
     poolOptions.threads = poolThreads;
-    elkrt::InferencePool::configureShared (poolOptions);
+    elkrt::configureSharedPool (poolOptions);
 
     elkrt::StreamingConfig config;
     config.hostChannels = channels;
@@ -227,7 +227,7 @@ int main (int argc, char** argv)
                  model.engine().name(), static_cast<unsigned long long> (stats.framesRun),
                  static_cast<unsigned long long> (stats.failedRuns), static_cast<unsigned long long> (stats.underrunSamples),
                  static_cast<unsigned long long> (stats.overrunSamples), stats.measuredInferenceSeconds, seconds,
-                 audioRealtime ? "true" : "false", elkrt::InferencePool::shared().realtimeWorkers(), hostLate,
-                 instances, elkrt::InferencePool::shared().threadCount(), cpuSeconds);
+                 audioRealtime ? "true" : "false", elkrt::sharedPool().realtimeWorkers(), hostLate,
+                 instances, elkrt::sharedPool().threadCount(), cpuSeconds);
     return stats.failedRuns == 0 ? 0 : 1;
 }

@@ -247,6 +247,39 @@ def test_a_library_the_build_already_bundled_is_kept_and_walked(tmp_path: Path, 
     assert check_bundle(bundle.path, _profile("elk-1.x")) == []
 
 
+def test_the_process_wide_pool_library_passes_the_gate_as_a_bundled_library(tmp_path: Path, compiler: Compiler,
+                                                                           deps_lib: Path):
+    """libelkrt_pool.so.1 as the plugin template bundles it: the real runtime sources,
+    cross-compiled, next to a plugin that needs it through RUNPATH $ORIGIN."""
+    _need(CROSS_CXX)
+    runtime = Path(__file__).resolve().parents[2] / "runtime"
+    pool_dir = tmp_path / "pool"
+    pool_dir.mkdir()
+    pool = pool_dir / "libelkrt_pool.so.1"
+    LocalExecutor().run([CROSS_CXX, "-shared", "-fPIC", "-O1", "-std=c++17", "-fvisibility=hidden", "-pthread",
+                         f"-I{runtime / 'include'}", "-o", str(pool), str(runtime / "src" / "pool_library.cpp"),
+                         str(runtime / "src" / "inference_pool.cpp"), "-Wl,-soname,libelkrt_pool.so.1",
+                         f"-Wl,--version-script={runtime / 'src' / 'pool_library.map'}"])
+    (pool_dir / "libelkrt_pool.so").symlink_to(pool.name)
+    source = _plugin_source("""
+        const void* elkrt_pool_open(unsigned wanted, unsigned* spoken);
+        const void* plugin_pool(void) { return elkrt_pool_open(1u, 0); }
+    """)
+    built = _built(tmp_path / "build", compiler, deps_lib, source=source, libs=("engine", "elkrt_pool"),
+                   lib_dirs=(pool_dir,))
+    code = built / "Contents" / "aarch64-linux"
+    shutil.copy2(pool, code / "libelkrt_pool.so.1")  # the template's POST_BUILD copy
+    bundle = assemble_bundle(built, tmp_path / "out", library_dirs=[deps_lib], model=None,
+                             profile=_profile("elk-1.x"))
+    assert "libelkrt_pool.so.1" in read_elf(bundle.binary).needed
+    assert (bundle.binary.parent / "libelkrt_pool.so.1").is_file()
+    assert check_bundle(bundle.path, _profile("elk-1.x")) == []
+    assert check_bundle(bundle.path, _profile("emulated")) == []
+    # Without the copy the gate names it.
+    (bundle.binary.parent / "libelkrt_pool.so.1").unlink()
+    assert any("needs libelkrt_pool.so.1" in m for m in _messages(bundle.path, "elk-1.x"))
+
+
 # ---- broken bundles -----------------------------------------------------------------
 
 def test_an_arm64_linux_folder_is_renamed_by_assembly_and_fails_the_gate_unassembled(

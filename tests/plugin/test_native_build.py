@@ -35,6 +35,8 @@ def test_bundle_is_self_contained_and_headless(saturator_build: NativeBuild):
         needed = [t.needed for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
         runpath = [t.runpath for t in dynamic.iter_tags() if t.entry.d_tag == "DT_RUNPATH"]
     assert "libonnxruntime.so.1" in needed
+    # The process-wide inference pool travels with it, found through $ORIGIN.
+    assert "libelkrt_pool.so.1" in needed and (binary.parent / "libelkrt_pool.so.1").is_file()
     assert not [n for n in needed if n.startswith(("libX11", "libXext", "libcurl", "libwebkit", "libgtk"))]
     assert runpath == ["$ORIGIN"], "no absolute build path may stay in the plugin"
 

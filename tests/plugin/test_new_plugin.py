@@ -146,11 +146,16 @@ def test_example_projects_are_what_the_templates_render(tmp_path, models):
     """The checked-in examples are exactly today's template output (no drift)."""
     from elkbuild.plugin.roles import RoleFlags
 
-    lstm = NewPlugin("LstmAmp", "onnx", "effect", REPO / "tests" / "runtime" / "models" / "lstm_amp.onnx",
+    runtime_models = REPO / "tests" / "runtime" / "models"
+    lstm = NewPlugin("LstmAmp", "onnx", "effect", runtime_models / "lstm_amp.onnx",
                      roles=RoleFlags(sample_rate=48000))
+    wavenet = NewPlugin("WaveNetAmp", "onnx", "effect", runtime_models / "wavenet.onnx",
+                        roles=RoleFlags(sample_rate=48000))
+    gru = NewPlugin("GruFrame576", "onnx", "effect", runtime_models / "gru_frame576.onnx",
+                    roles=RoleFlags(frame=576, constants={"sample_rate": 48000}, sample_rate=48000))
     for name, request in (("NeuralSaturator", _effect(models, "NeuralSaturator")),
                           ("OnsetClassifier", _classifier(models, "OnsetClassifier")),
-                          ("LstmAmp", lstm)):
+                          ("LstmAmp", lstm), ("WaveNetAmp", wavenet), ("GruFrame576", gru)):
         shipped = REPO / "plugins" / name
         (tmp_path / name).mkdir()
         (tmp_path / name / "plugin.yaml").write_text((shipped / "plugin.yaml").read_text())

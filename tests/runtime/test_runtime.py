@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_references import REFERENCES, session_of
 from runtime_build import onnx_runtime_build as runtime_build  # noqa: F401 (a fixture)
 
 
@@ -37,57 +38,12 @@ def test_ctest_passes(runtime_build):
 
 # ---- Python streaming references (onnxruntime only, nothing of elkrt) --------------
 
-def _session(name: str):
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(MODELS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-
-
 @lru_cache(maxsize=None)
 def signal_under_test() -> np.ndarray:
     rng = np.random.default_rng(2026)
     t = np.arange(SIGNAL_SAMPLES) / SAMPLE_RATE
     tone = 0.5 * np.sin(2 * np.pi * 110 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
     return (tone + 0.05 * rng.standard_normal(SIGNAL_SAMPLES)).astype(np.float32)
-
-
-def lstm_reference(x: np.ndarray) -> np.ndarray:
-    session = _session("lstm_amp")
-    hidden = session.get_inputs()[1].shape[2]
-    h = np.zeros((1, 1, hidden), np.float32)
-    c = np.zeros((1, 1, hidden), np.float32)
-    out = []
-    for start in range(0, len(x) - 63, 64):
-        y, h, c = session.run(None, {"x": x[start:start + 64].reshape(1, 64, 1), "h": h, "c": c})
-        out.append(y.reshape(-1))
-    return np.concatenate(out)
-
-
-def wavenet_reference(x: np.ndarray) -> np.ndarray:
-    session = _session("wavenet")
-    length = session.get_inputs()[0].shape[2]
-    context = length - 64
-    padded = np.concatenate([np.zeros(context, np.float32), x])   # zeros before the first sample only
-    out = []
-    for start in range(0, len(x) - 63, 64):
-        (y,) = session.run(None, {"x": padded[start:start + length].reshape(1, 1, length)})
-        out.append(y.reshape(-1))
-    return np.concatenate(out)
-
-
-def gru_reference(x: np.ndarray) -> np.ndarray:
-    session = _session("gru_frame576")
-    state = np.zeros(session.get_inputs()[1].shape, np.float32)
-    rate = np.array([SAMPLE_RATE], np.int64)
-    out = []
-    for start in range(0, len(x) - 575, 576):
-        y, state, _level = session.run(None, {"audio": x[start:start + 576].reshape(1, 576),
-                                              "state": state, "sample_rate": rate})
-        out.append(y.reshape(-1))
-    return np.concatenate(out)
-
-
-REFERENCES = {"lstm_amp": lstm_reference, "wavenet": wavenet_reference, "gru_frame576": gru_reference}
 
 
 @lru_cache(maxsize=None)
@@ -202,7 +158,7 @@ def test_a_project_links_the_runtime_through_the_cmake_module(runtime_build):
     assert ran.returncode == 0, ran.stderr
     latency, first = re.match(r"latency (\d+) first (\S+)", ran.stdout).groups()
     assert latency == "0"
-    session = _session("lstm_amp")
+    session = session_of("lstm_amp")
     hidden = session.get_inputs()[1].shape[2]
     zeros = np.zeros((1, 1, hidden), np.float32)
     y, _, _ = session.run(None, {"x": np.full((1, 64, 1), 0.25, np.float32), "h": zeros, "c": zeros})

@@ -1,6 +1,8 @@
 // One process-wide pool of inference workers shared by every streaming model in
 // the process (as anira does), instead of a thread per instance: eight instances
-// on a 4-core board must not mean eight runnable inference threads.
+// on a 4-core board must not mean eight runnable inference threads. Every plugin
+// has its own copy of libelkrt, so the process-wide pool lives in libelkrt_pool.so.1
+// (elkrt/pool_abi.h), bundled with each plugin and loaded once; sharedPool() reaches it.
 //
 // Waking: the audio thread only writes samples into its lock-free queue. Workers
 // poll their clients and, when none has work, sleep with exponential backoff
@@ -16,7 +18,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -44,32 +48,45 @@ struct PoolOptions
     int realtimePriority = -1;
 };
 
-class InferencePool
+// What a streaming model needs of a pool: this library's InferencePool, or the
+// process-wide one of libelkrt_pool.so.1.
+class WorkerPool
 {
 public:
     static constexpr std::size_t maxClients = 64;
 
+    virtual ~WorkerPool() = default;
+    // Not real-time safe: register or remove a client. detach() returns once no
+    // worker runs the client any more. Threads start with the first client.
+    virtual bool attach (PoolClient& client) = 0;
+    virtual void detach (PoolClient& client) = 0;
+
+    virtual int threadCount() const noexcept = 0;
+    virtual std::chrono::microseconds maxIdleSleep() const noexcept = 0;
+    // Distinct worker threads that have run a client so far (for tests and benches).
+    virtual int workersThatRan() const noexcept = 0;
+    // Workers that got the real-time priority asked for.
+    virtual int realtimeWorkers() const noexcept = 0;
+    // The same for every user of one pool, across plugins.
+    virtual std::uint64_t identity() const noexcept = 0;
+};
+
+class InferencePool final : public WorkerPool
+{
+public:
     explicit InferencePool (PoolOptions options = {});
-    ~InferencePool();
+    ~InferencePool() override;
     InferencePool (const InferencePool&) = delete;
     InferencePool& operator= (const InferencePool&) = delete;
 
-    // The process-wide pool (of this copy of the library). configureShared() before
-    // its first use sets its size; later calls return false and change nothing.
-    static InferencePool& shared();
-    static bool configureShared (const PoolOptions& options);
+    bool attach (PoolClient& client) override;
+    void detach (PoolClient& client) override;
 
-    // Not real-time safe: register or remove a client. detach() returns once no
-    // worker runs the client any more. Threads start with the first client.
-    bool attach (PoolClient& client);
-    void detach (PoolClient& client);
-
-    int threadCount() const noexcept { return static_cast<int> (options.threads); }
-    std::chrono::microseconds maxIdleSleep() const noexcept { return options.maxIdleSleep; }
-    // Distinct worker threads that have run a client so far (for tests and benches).
-    int workersThatRan() const noexcept;
-    // Workers that got the real-time priority asked for.
-    int realtimeWorkers() const noexcept { return realtimeGranted.load(); }
+    int threadCount() const noexcept override { return static_cast<int> (options.threads); }
+    std::chrono::microseconds maxIdleSleep() const noexcept override { return options.maxIdleSleep; }
+    int workersThatRan() const noexcept override;
+    int realtimeWorkers() const noexcept override { return realtimeGranted.load(); }
+    std::uint64_t identity() const noexcept override { return reinterpret_cast<std::uintptr_t> (this); }
 
 private:
     struct Slot
@@ -89,5 +106,20 @@ private:
     std::atomic<bool> running { false };
     std::atomic<int> realtimeGranted { 0 };
 };
+
+// The pool of the process: libelkrt_pool.so.1's when the copy loaded in the process
+// speaks this library's pool ABI, else (logged once on stderr, reason in
+// sharedPoolStatus()) a pool of this plugin's own. ELKRT_POOL_SHARING=plugin asks
+// for a pool per plugin. configureSharedPool() before the pool's first use sets
+// its size; later calls return false and change nothing.
+WorkerPool& sharedPool();
+bool configureSharedPool (const PoolOptions& options);
+
+struct SharedPoolStatus
+{
+    bool processWide = false;
+    std::string reason; // why not, when not
+};
+SharedPoolStatus sharedPoolStatus();
 
 } // namespace elkrt

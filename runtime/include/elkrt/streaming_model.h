@@ -52,7 +52,7 @@ struct StreamingConfig
     int measureRuns = 8;
     // Decoupled: keep this many worker inference durations for stats (0: none).
     std::size_t timingCapacity = 0;
-    InferencePool* pool = nullptr; // nullptr: InferencePool::shared()
+    WorkerPool* pool = nullptr; // nullptr: sharedPool()
 };
 
 struct StreamingStats
@@ -153,7 +153,7 @@ private:
     SpscSampleQueue toWorker, fromWorker;
     std::vector<float> interleaved;       // audio thread's scratch (maxHostBlock * channels)
     std::vector<float> workerScratch;     // worker's scratch (frame * channels)
-    InferencePool* pool = nullptr;
+    WorkerPool* pool = nullptr;
     bool attached = false;
     uint64_t samplesIn = 0, samplesOut = 0; // audio thread, per channel
 

@@ -1,0 +1,58 @@
+"""Streaming references of the example models in tests/runtime/models, with plain
+onnxruntime calls and nothing of elkrt: the whole signal, frame by frame, state
+carried, zeros before the first sample as the only past. One mono signal in, its
+output out (a plugin runs a mono model once per host channel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MODELS = Path(__file__).resolve().parent / "models"
+SAMPLE_RATE = 48000
+
+
+def session_of(name: str):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(MODELS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+
+
+def lstm_reference(x: np.ndarray) -> np.ndarray:
+    session = session_of("lstm_amp")
+    hidden = session.get_inputs()[1].shape[2]
+    h = np.zeros((1, 1, hidden), np.float32)
+    c = np.zeros((1, 1, hidden), np.float32)
+    out = []
+    for start in range(0, len(x) - 63, 64):
+        y, h, c = session.run(None, {"x": x[start:start + 64].reshape(1, 64, 1), "h": h, "c": c})
+        out.append(y.reshape(-1))
+    return np.concatenate(out)
+
+
+def wavenet_reference(x: np.ndarray) -> np.ndarray:
+    session = session_of("wavenet")
+    length = session.get_inputs()[0].shape[2]
+    context = length - 64
+    padded = np.concatenate([np.zeros(context, np.float32), x])   # zeros before the first sample only
+    out = []
+    for start in range(0, len(x) - 63, 64):
+        (y,) = session.run(None, {"x": padded[start:start + length].reshape(1, 1, length)})
+        out.append(y.reshape(-1))
+    return np.concatenate(out)
+
+
+def gru_reference(x: np.ndarray) -> np.ndarray:
+    session = session_of("gru_frame576")
+    state = np.zeros(session.get_inputs()[1].shape, np.float32)
+    rate = np.array([SAMPLE_RATE], np.int64)
+    out = []
+    for start in range(0, len(x) - 575, 576):
+        y, state, _level = session.run(None, {"audio": x[start:start + 576].reshape(1, 576),
+                                              "state": state, "sample_rate": rate})
+        out.append(y.reshape(-1))
+    return np.concatenate(out)
+
+
+REFERENCES = {"lstm_amp": lstm_reference, "wavenet": wavenet_reference, "gru_frame576": gru_reference}
