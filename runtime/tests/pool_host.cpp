@@ -5,6 +5,8 @@
 //   elkrt_pool_host [--preload LIB] [--model M --roles R]... [--instances N] [--blocks B]
 //                   [--pace] [--budget-ms X] [--expect shared|separate] [--expect-reason TEXT] PLUGIN.so...
 //
+// Without --pace the host does not keep time: the models run offline (each block
+// waits for its worker), so the output is exact however loaded the machine is.
 // --preload loads LIB first (another plugin's copy of libelkrt_pool.so.1). The i-th
 // --model/--roles go to the i-th plugin (the last to the rest); none: a fake identity
 // engine. Prints one
@@ -32,7 +34,7 @@ namespace
 
 struct Plugin
 {
-    int (*open) (const char*, const char*, int, int, double);
+    int (*open) (const char*, const char*, int, int, double, int);
     void (*process) (const float*, float*, int);
     int (*latency)();
     void (*pool) (char*, int);
@@ -117,14 +119,14 @@ int main (int argc, char** argv)
             std::fprintf (stderr, "%s\n", dlerror());
             return 2;
         }
-        Plugin plugin { symbol<int (*) (const char*, const char*, int, int, double)> (library, "plugin_open"),
+        Plugin plugin { symbol<int (*) (const char*, const char*, int, int, double, int)> (library, "plugin_open"),
                         symbol<void (*) (const float*, float*, int)> (library, "plugin_process"),
                         symbol<int (*)()> (library, "plugin_latency"), symbol<void (*) (char*, int)> (library, "plugin_pool"),
                         symbol<void (*)()> (library, "plugin_close"), {} };
         const std::size_t which = std::min (plugins.size(), models.size() - 1);
         if (models.size() != roles.size())
             return 2;
-        if (! plugin.open (models.empty() ? nullptr : models[which], roles.empty() ? nullptr : roles[which], instances, 64, budget))
+        if (! plugin.open (models.empty() ? nullptr : models[which], roles.empty() ? nullptr : roles[which], instances, 64, budget, pace ? 0 : 1))
             return 2;
         plugins.push_back (plugin);
     }
@@ -144,8 +146,6 @@ int main (int argc, char** argv)
             plugin.process (input.data() + b * 64, plugin.output.data() + b * 64, 64);
         if (pace)
             std::this_thread::sleep_until (started + (b + 1) * period);
-        else if (models.empty())
-            std::this_thread::sleep_for (std::chrono::microseconds (400)); // the fake engine's worker keeps up
         if (b == blocks / 2)
             threadsRunning = threadsInProcess();
     }

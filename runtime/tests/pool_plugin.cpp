@@ -46,7 +46,7 @@ std::unique_ptr<elkrt::StreamingModel> makeModel (const char* modelPath, const c
 } // namespace
 
 extern "C" __attribute__ ((visibility ("default"))) int plugin_open (const char* modelPath, const char* rolesPath, int instances,
-                                                                   int block, double budgetSeconds)
+                                                                   int block, double budgetSeconds, int offline)
 {
     for (int i = 0; i < instances; ++i)
     {
@@ -62,6 +62,7 @@ extern "C" __attribute__ ((visibility ("default"))) int plugin_open (const char*
             std::fprintf (stderr, "%s: %s\n", ELKRT_TEST_PLUGIN, error.c_str());
             return 0;
         }
+        model->setOffline (offline != 0);
         models.push_back (std::move (model));
         buffers.emplace_back (static_cast<std::size_t> (block), 0.0f);
     }
