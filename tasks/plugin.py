@@ -165,6 +165,7 @@ def rt_check(c, plugin="", bundle="", buffer=64, rate=48000.0, blocks=10000, all
     if json:
         emit_json({**asdict(report), "bundle": str(report.bundle), "unsafe": report.unsafe,
                    "engine_calls": report.engine_calls, "plugin_unsafe": report.plugin_unsafe,
+                   "worker_late": report.worker_late, "problems": report.problems(allow_engine),
                    "pass": report.passes(allow_engine)})
     else:
         print(format_report(report, allow_engine))

@@ -6,7 +6,9 @@ allocation, mutex and condition-variable call made on that thread inside
 process(), timing every block against its deadline, and comparing the output
 with the input delayed by the latency the plugin reports. A plugin passes when
 the count is zero, its blocks are in time, and its output is neither silence nor
-the input passed through (a model that did not run); a plugin that refuses to
+the input passed through (a model that did not run), and the workers of its
+decoupled models kept up (the plugin's worker report: a late worker leaves zeros
+in the output while the audio thread stays fast); a plugin that refuses to
 activate (its model did not load) fails with the host's error. This module turns
 the host's answer into a report and its verdict.
 """
@@ -32,6 +34,11 @@ LATE_FRACTION = 0.001
 """Blocks over their deadline allowed, as a fraction: the check's thread is not
 real-time scheduled and a shared machine preempts it now and then; a plugin that
 is too slow misses (nearly) every block."""
+WORKER_LATE_FRACTION = 0.05
+"""Output samples a decoupled model's worker may miss, as a fraction: its thread
+is not real-time scheduled here and a busy shared machine (a compiler on both
+cores) makes it miss a few percent; a worker too slow for the model misses nearly
+all of them."""
 PASSTHROUGH_TOLERANCE = 1e-6
 """Output this close to the delayed input is the input passed through."""
 
@@ -44,6 +51,30 @@ class Caller:
     @property
     def object(self) -> str:
         return self.at.split("+0x", 1)[0]
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What the plugin's decoupled models' workers did over the judged blocks."""
+    models: int = 0
+    runs: int = 0
+    failed_runs: int = 0
+    underrun_samples: int = 0  # output samples (per model, per channel) that were zeros
+    p99_us: float = 0.0        # one run: a model frame for all lanes
+    max_us: float = 0.0
+    budget_us: float = 0.0     # the run time the reported latency allows for
+
+    @classmethod
+    def between(cls, start: dict | None, end: dict | None) -> WorkerReport:
+        """The judged blocks' share: the counts at the end less those after warm-up."""
+        if not end:
+            return cls()
+        start = start or {}
+        return cls(models=int(end["models"]), runs=int(end["runs"]) - int(start.get("runs", 0)),
+                   failed_runs=int(end["failed_runs"]) - int(start.get("failed_runs", 0)),
+                   underrun_samples=int(end["underrun_samples"]) - int(start.get("underrun_samples", 0)),
+                   p99_us=float(end["p99_us"]), max_us=float(end["max_us"]),
+                   budget_us=float(end["budget_us"]))
 
 
 @dataclass(frozen=True)
@@ -73,6 +104,8 @@ class RtReport:
     # Whether the output must differ from the input: an effect's (a classifier passes
     # its audio through on purpose and reports on MIDI).
     judge_output: bool = True
+    # Decoupled models (elkrt's worker report; 0 models: none, or not an elkrt plugin).
+    worker: WorkerReport = field(default_factory=lambda: WorkerReport())
 
     @property
     def unsafe(self) -> int:
@@ -105,6 +138,16 @@ class RtReport:
         return self.overruns > LATE_FRACTION * self.blocks
 
     @property
+    def worker_late(self) -> bool:
+        """More output samples missing than a preempted worker explains."""
+        return self.worker_late_fraction > WORKER_LATE_FRACTION
+
+    @property
+    def worker_late_fraction(self) -> float:
+        judged = self.blocks * self.block * max(1, self.worker.models)
+        return self.worker.underrun_samples / judged
+
+    @property
     def passes_through(self) -> bool:
         return self.passthrough_difference < PASSTHROUGH_TOLERANCE
 
@@ -122,6 +165,12 @@ class RtReport:
         if self.late:
             found.append(f"{self.overruns} of {self.blocks} blocks over the {self.deadline_us:.1f} us "
                          f"deadline (p99 {self.p99_us:.1f} us, max {self.max_us:.1f} us)")
+        if self.worker_late:
+            found.append(f"the inference worker was late: {self.worker.underrun_samples} output samples "
+                         f"({100 * self.worker_late_fraction:.1f} %) were zeros (inference p99 {self.worker.p99_us:.1f} us, max {self.worker.max_us:.1f} us "
+                         f"per run against a budget of {self.worker.budget_us:.1f} us)")
+        if self.worker.failed_runs:
+            found.append(f"the model failed {self.worker.failed_runs} of {self.worker.runs} runs")
         if self.judge_output and self.passes_through:
             found.append("the output is the input passed through (delayed by the reported "
                          f"{self.latency_samples} samples): the model did not run")
@@ -175,6 +224,7 @@ def rt_check(bundle: Path, executor: Executor, build_dir: Path, *, blocks: int =
         latency_samples=int(found.get("latency_samples", 0)),
         passthrough_difference=float(found.get("passthrough_difference", 1.0)),
         output_peak=float(found.get("output_peak", 1.0)),
+        worker=WorkerReport.between(found.get("worker_at_warmup"), found.get("worker")),
         judge_output=_is_effect(Path(bundle)) if judge_output is None else judge_output)
 
 
@@ -204,6 +254,11 @@ def format_report(report: RtReport, allow_engine: bool = False) -> str:
     lines.append(f"  process(): p50 {report.p50_us:.1f} us, p99 {report.p99_us:.1f} us, "
                  f"max {report.max_us:.1f} us; deadline {report.deadline_us:.1f} us "
                  f"({report.overruns} over)")
+    if report.worker.models:
+        lines.append(f"  inference worker ({report.worker.models} decoupled model(s), {report.worker.runs} runs): "
+                     f"p99 {report.worker.p99_us:.1f} us, max {report.worker.max_us:.1f} us per run; "
+                     f"budget {report.worker.budget_us:.1f} us; {report.worker.underrun_samples} samples late "
+                     f"({100 * report.worker_late_fraction:.2f} %)")
     if report.process_failures:
         lines.append(f"  process() failed {report.process_failures} times")
     if report.engine_calls:

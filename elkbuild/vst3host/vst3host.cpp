@@ -308,6 +308,19 @@ public:
     IPluginFactory* factory = nullptr;
     const std::string bundle;
 
+    // What an elkbuild plugin says about its decoupled models' workers (JSON, see
+    // runtime/include/elkrt/worker_report.h); "null" for a plugin without elkrt.
+    std::string workerReport() const
+    {
+        using ReportFn = int (*) (char*, int);
+        auto report = reinterpret_cast<ReportFn> (dlsym (handle, "elkrt_worker_report"));
+        if (report == nullptr)
+            return "null";
+        std::string text (512, '\0');
+        text.resize (static_cast<std::size_t> (std::max (0, report (text.data(), static_cast<int> (text.size())))));
+        return text;
+    }
+
 private:
     using EntryFn = bool (*) (void*);
     using ExitFn = bool (*)();
@@ -822,6 +835,7 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
     std::vector<float> heardIn (static_cast<std::size_t> (blocks) * block), heardOut (heardIn.size());
     long failures = 0;
     unsigned long long startupTotal = 0;
+    std::string workerAtWarmup = "null", workerAtEnd = "null";
     counters.reset();
 
     std::thread audio ([&] {
@@ -838,6 +852,8 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         // Sushi's start, which the monitor's grace period also allows for.
         for (long i = -warmup; i < blocks; ++i)
         {
+            if (i == 0)
+                workerAtWarmup = plugin.module->workerReport(); // unarmed: not counted
             if (i == 0 && warmup > 0)
             {
                 for (int f = 0; f < ELK_RT_FUNCTION_COUNT; ++f)
@@ -868,6 +884,8 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
             due += period;
             std::this_thread::sleep_until (due);
         }
+        // Before stopProcessing: JUCE resets the plugin there, and with it the counts.
+        workerAtEnd = plugin.module->workerReport();
         plugin.stopProcessing();
     });
     audio.join();
@@ -926,7 +944,8 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         .integer ("process_failures", failures).num ("p50_us", percentile (0.50)).num ("p99_us", percentile (0.99))
         .num ("max_us", sorted.empty() ? 0.0 : sorted.back()).num ("deadline_us", deadline)
         .integer ("overruns", overruns).integer ("latency_samples", static_cast<long long> (latency))
-        .num ("passthrough_difference", passthroughDifference).num ("output_peak", outputPeak);
+        .num ("passthrough_difference", passthroughDifference).num ("output_peak", outputPeak)
+        .raw ("worker_at_warmup", workerAtWarmup).raw ("worker", workerAtEnd);
     std::printf ("%s\n", result.text().c_str());
     return 0;
 }

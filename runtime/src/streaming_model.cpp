@@ -1,6 +1,7 @@
 #include "elkrt/streaming_model.h"
 
 #include "elkrt/latency.h"
+#include "elkrt/worker_report.h"
 
 #include <algorithm>
 #include <chrono>
@@ -41,6 +42,7 @@ StreamingModel::StreamingModel (std::unique_ptr<Engine> loadedEngine, ModelDescr
 
 StreamingModel::~StreamingModel()
 {
+    unlistModel (*this);
     if (attached)
         pool->detach (*this);
 }
@@ -270,9 +272,14 @@ bool StreamingModel::prepare (const StreamingConfig& config, std::string& error)
     const auto modelLatency = static_cast<int64_t> (modelDescription.modelLatencySamples);
     if (isDecoupled)
     {
-        const double budget = settings.inferenceBudgetSeconds > 0.0 ? settings.inferenceBudgetSeconds
-                                                                    : measuredSeconds * settings.inferenceSafety;
+        // Measured: the worker also gets a block period of slack beyond its run time,
+        // since its thread is preempted now and then (by far more than 2x a short run).
+        const double period = static_cast<double> (block) / settings.hostSampleRate;
+        const double budget = settings.inferenceBudgetSeconds > 0.0
+                                ? settings.inferenceBudgetSeconds
+                                : std::max (measuredSeconds * settings.inferenceSafety, measuredSeconds + period);
         const double wake = std::chrono::duration<double> (pool->maxIdleSleep()).count();
+        runBudget = budget / static_cast<double> (framesPerBlockMax (static_cast<int64_t> (frame), static_cast<int64_t> (block)));
         latency = decoupledLatency (static_cast<int64_t> (frame), static_cast<int64_t> (block), settings.fixedHostBlock,
                                     (budget + wake) * settings.hostSampleRate, modelLatency);
     }
@@ -301,6 +308,7 @@ bool StreamingModel::prepare (const StreamingConfig& config, std::string& error)
         prepared = false;
         return false;
     }
+    listModel (*this);
     return true;
 }
 
@@ -534,6 +542,7 @@ StreamingStats StreamingModel::stats() const noexcept
     result.underrunSamples = underruns.load();
     result.overrunSamples = overruns.load();
     result.measuredInferenceSeconds = measuredSeconds;
+    result.runBudgetSeconds = isDecoupled ? runBudget : 0.0;
     return result;
 }
 

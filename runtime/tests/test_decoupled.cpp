@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include "elkrt/latency.h"
+#include "elkrt/worker_report.h"
 
 #include <atomic>
 #include <chrono>
@@ -169,6 +170,13 @@ ELKRT_TEST (decoupled_latency_uses_budget)
     const double inference = (model.stats().measuredInferenceSeconds * 2.0 + 0.0005) * 48000.0;
     CHECK_EQ (model.latencySamples(), static_cast<int> (decoupledLatency (64, 64, true, inference)));
     CHECK (model.latencySamples() >= 64 * 5); // > 2 * 3 ms = 288 samples
+    // A quick run gets a block period of slack instead of twice almost nothing.
+    auto quick = identityModel (64);
+    CHECK (quick->prepare (config, error));
+    const double measured = quick->stats().measuredInferenceSeconds;
+    CHECK (measured * 2.0 < 64 / 48000.0);
+    const double slack = (measured + 64 / 48000.0 + 0.0005) * 48000.0;
+    CHECK_EQ (quick->latencySamples(), static_cast<int> (decoupledLatency (64, 64, true, slack)));
 }
 
 ELKRT_TEST (automatic_mode_follows_engine)
@@ -268,4 +276,66 @@ ELKRT_TEST (pool_detach_waits_for_worker)
         std::this_thread::sleep_for (std::chrono::microseconds (100));
     model.reset(); // must wait for the run in progress
     CHECK (! inside.load());
+}
+
+namespace
+{
+
+// The number after a key in workerReport()'s JSON.
+double reported (const std::string& json, const std::string& key)
+{
+    const auto at = json.find ("\"" + key + "\": ");
+    if (at == std::string::npos)
+        fail (__FILE__, __LINE__, "no " + key + " in " + json);
+    return std::stod (json.substr (at + key.size() + 4));
+}
+
+} // namespace
+
+ELKRT_TEST (worker_report_shows_a_late_worker)
+{
+    // Fast while prepare() measures it, then 4 ms a frame against 1.33 ms blocks: the
+    // audio thread stays quick, only the worker's report shows the dropouts.
+    InferencePool pool ({ 1 });
+    std::atomic<bool> slow { false };
+    auto engine = std::make_unique<FakeEngine> (
+        std::vector<TensorSpec> { floats ("x", { 1, 64 }) }, std::vector<TensorSpec> { floats ("y", { 1, 64 }) },
+        [&slow] (FakeEngine& e) {
+            if (slow.load())
+                std::this_thread::sleep_for (std::chrono::milliseconds (4));
+            std::copy_n (e.in (0), 64, e.out (0));
+            return true;
+        },
+        false);
+    ModelDescription description;
+    description.tensors = { audio ("x", true, 1), audio ("y", false, 1) };
+    auto late = std::make_unique<StreamingModel> (std::move (engine), description);
+    auto onTime = identityModel (64);
+    std::string error;
+    // A generous budget for the one that keeps up (a shared machine); 2 ms for the
+    // late one, half its run time.
+    StreamingConfig config = decoupledConfig (64, pool, 0.02);
+    config.timingCapacity = 1024;
+    CHECK (onTime->prepare (config, error));
+    const auto input = testSignal (64 * 200, 24);
+    streamPaced (*onTime, input, 64);
+    const auto quiet = workerReport();
+    CHECK_EQ (reported (quiet, "models"), 1.0);
+    CHECK_EQ (reported (quiet, "underrun_samples"), 0.0);
+    CHECK (reported (quiet, "runs") >= 190.0);
+    CHECK (reported (quiet, "budget_us") > 0.0);
+
+    config.inferenceBudgetSeconds = 0.002;
+    CHECK (late->prepare (config, error));
+    slow = true;
+    streamPaced (*late, input, 64);
+    const auto loud = workerReport();
+    CHECK_EQ (reported (loud, "models"), 2.0);
+    CHECK (reported (loud, "underrun_samples") > 64.0 * 100);
+    CHECK (reported (loud, "p99_us") > reported (loud, "budget_us"));
+    char cut[16];
+    CHECK_EQ (elkrt_worker_report (cut, sizeof (cut)), static_cast<int> (loud.size()));
+    CHECK (std::string (cut) == loud.substr (0, 15));
+    late.reset(); // unlisted with its destructor
+    CHECK_EQ (reported (workerReport(), "models"), 1.0);
 }

@@ -3,10 +3,12 @@
 there; a bundle missing its model or its .onnx.data refuses to activate (the host
 sees setActive fail, with the plugin's reason), and so does one missing the roles
 of its tensors (plugin.yaml's model_roles, Resources/MODEL.roles); a model too slow for the block,
-forced inline, fails rt-check's deadline verdict.
+forced inline, fails rt-check's deadline verdict; the same model decoupled keeps
+the audio thread fast, and fails on its worker's report instead.
 
 One plugin build (SlowChain: 100 chained 512x512 matmuls, weights external, mode
-inline) serves every test here: ~1.5-3 min cold, seconds when warm."""
+inline) serves most tests here: ~1.5-3 min cold, seconds when warm; its decoupled
+twin (SlowChainDecoupled) reuses JUCE's objects: ~40 s more cold."""
 
 from __future__ import annotations
 
@@ -119,6 +121,18 @@ def chain_build(model: Path) -> NativeBuild:
 
 
 @pytest.fixture(scope="module")
+def decoupled_chain_build(model: Path) -> NativeBuild:
+    require_native_build_tools()
+    cache = load_config(REPO).cache_dir
+    projects = cache / "test-builds" / "gate-projects"
+    project = new_plugin(NewPlugin("SlowChainDecoupled", "onnx", "effect", model, mode="decoupled"),
+                         projects, force=True)
+    built = build_native(project.root, LocalExecutor(), cache, cache / "test-builds", jobs=2)
+    print(f"SlowChainDecoupled built in {built.seconds:.1f} s")
+    return built
+
+
+@pytest.fixture(scope="module")
 def host_dir() -> Path:
     return load_config(REPO).cache_dir / "test-builds" / "vst3host"
 
@@ -182,3 +196,21 @@ def test_rt_check_fails_a_model_too_slow_for_the_block(chain_build: NativeBuild,
     assert not report.passes() and not report.passes(allow_engine=True)
     assert f"{report.overruns} of 300 blocks over the {report.deadline_us:.1f} us deadline" in text
     assert "FAIL" in text
+
+
+@pytest.mark.slow
+def test_rt_check_fails_a_decoupled_model_whose_worker_cannot_keep_up(decoupled_chain_build: NativeBuild,
+                                                                    host_dir: Path):
+    """Decoupled, the audio thread only moves samples and meets every deadline; the
+    worker needs several block periods per block, so the output is mostly zeros.
+    Only the worker's report shows it, and rt-check fails on it."""
+    report = rt_check(decoupled_chain_build.bundle, LocalExecutor(), host_dir, blocks=300, block=FRAME,
+                      rate=SAMPLE_RATE)
+    text = format_report(report)
+    print(text)
+    assert report.worker.models == 1 and report.worker.runs > 0
+    assert report.worker.p99_us > report.deadline_us
+    assert report.worker.underrun_samples > 0.5 * report.blocks * report.block
+    assert report.worker_late and not report.late and report.unsafe == 0
+    assert not report.passes() and not report.passes(allow_engine=True)
+    assert "the inference worker was late" in text and "FAIL" in text

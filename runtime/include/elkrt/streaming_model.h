@@ -45,8 +45,8 @@ struct StreamingConfig
     double hostSampleRate = 48000.0;
     ExecutionMode mode = ExecutionMode::Automatic;
     // Decoupled: the time one host block's inference may take on a worker. 0:
-    // measured in prepare() (slowest of measureRuns, times inferenceSafety), plus
-    // the pool's idle sleep bound either way.
+    // measured in prepare() (slowest of measureRuns, times inferenceSafety, and at
+    // least that plus one block period), plus the pool's idle sleep bound either way.
     double inferenceBudgetSeconds = 0.0;
     double inferenceSafety = 2.0;
     int measureRuns = 8;
@@ -62,6 +62,7 @@ struct StreamingStats
     uint64_t underrunSamples = 0; // output samples that were not ready (zeros instead)
     uint64_t overrunSamples = 0;  // input samples a full queue could not take
     double measuredInferenceSeconds = 0.0; // slowest block's inference in prepare()
+    double runBudgetSeconds = 0.0; // decoupled: the time one worker run (a frame, all lanes) may take
 };
 
 class StreamingModel final : private PoolClient
@@ -159,6 +160,7 @@ private:
 
     std::atomic<uint64_t> framesRun { 0 }, failedRuns { 0 }, underruns { 0 }, overruns { 0 };
     double measuredSeconds = 0.0;
+    double runBudget = 0.0;               // decoupled: seconds one worker run may take
     std::vector<double> timings;
     std::atomic<std::size_t> timingsWritten { 0 };
 };
