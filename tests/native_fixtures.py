@@ -24,6 +24,13 @@ def require_native_build_tools() -> None:
 
 
 @pytest.fixture(scope="session")
+def host_dir() -> Path:
+    """Where elkbuild's VST3 host is built for the tests: in the cache, keyed on its
+    sources and compiler, so a second run reuses it."""
+    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
+
+
+@pytest.fixture(scope="session")
 def saturator_build() -> NativeBuild:
     require_native_build_tools()
     cache = load_config(REPO).cache_dir

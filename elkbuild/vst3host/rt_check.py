@@ -105,7 +105,7 @@ class RtReport:
     # its audio through on purpose and reports on MIDI).
     judge_output: bool = True
     # Decoupled models (elkrt's worker report; 0 models: none, or not an elkrt plugin).
-    worker: WorkerReport = field(default_factory=lambda: WorkerReport())
+    worker: WorkerReport = field(default_factory=WorkerReport)
 
     @property
     def unsafe(self) -> int:
@@ -167,8 +167,9 @@ class RtReport:
                          f"deadline (p99 {self.p99_us:.1f} us, max {self.max_us:.1f} us)")
         if self.worker_late:
             found.append(f"the inference worker was late: {self.worker.underrun_samples} output samples "
-                         f"({100 * self.worker_late_fraction:.1f} %) were zeros (inference p99 {self.worker.p99_us:.1f} us, max {self.worker.max_us:.1f} us "
-                         f"per run against a budget of {self.worker.budget_us:.1f} us)")
+                         f"({100 * self.worker_late_fraction:.1f} %) were zeros (inference p99 "
+                         f"{self.worker.p99_us:.1f} us, max {self.worker.max_us:.1f} us per run against a "
+                         f"budget of {self.worker.budget_us:.1f} us)")
         if self.worker.failed_runs:
             found.append(f"the model failed {self.worker.failed_runs} of {self.worker.runs} runs")
         if self.judge_output and self.passes_through:

@@ -22,11 +22,11 @@ std::vector<const StreamingModel*>& listed()
     return models;
 }
 
-double percentile (std::vector<double> values, double p)
+// Of values sorted ascending.
+double percentile (const std::vector<double>& values, double p)
 {
     if (values.empty())
         return 0.0;
-    std::sort (values.begin(), values.end());
     const auto rank = static_cast<std::size_t> (std::ceil (p * static_cast<double> (values.size())));
     return values[std::min (values.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
@@ -63,14 +63,15 @@ std::string workerReport()
         failed += stats.failedRuns;
         underruns += stats.underrunSamples;
         overruns += stats.overrunSamples;
-        const auto times = model->inferenceTimes();
+        auto times = model->inferenceTimes();
+        std::sort (times.begin(), times.end());
         const double modelP99 = percentile (times, 0.99);
         const double share = stats.runBudgetSeconds > 0.0 ? modelP99 / stats.runBudgetSeconds : 0.0;
         if (share > worstShare)
         {
             worstShare = share;
             p99 = modelP99;
-            slowest = times.empty() ? 0.0 : *std::max_element (times.begin(), times.end());
+            slowest = times.empty() ? 0.0 : times.back();
             budget = stats.runBudgetSeconds;
         }
     }

@@ -97,13 +97,12 @@ def test_the_reference_finds_the_known_events():
 
 
 @pytest.mark.parametrize("block", [64, 100, 128])
-def test_plugin_notes_equal_librosa_and_onnxruntime(detector_build: NativeBuild, tmp_path: Path, block: int):
+def test_plugin_notes_equal_librosa_and_onnxruntime(detector_build: NativeBuild, host_dir: Path, tmp_path: Path,
+                                                    block: int):
     audio = signal()
     wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"
     write_wav(wav_in, audio[None], SETTINGS["sample_rate"])
-    cache = load_config(REPO).cache_dir
-    result = process_file([detector_build.bundle], wav_in, wav_out, LocalExecutor(),
-                          cache / "test-builds" / "vst3host", block=block)
+    result = process_file([detector_build.bundle], wav_in, wav_out, LocalExecutor(), host_dir, block=block)
     latency = chain_latency(result)
     assert latency is not None and latency > 0
     expected = [(stamp + latency, FIRST_NOTE + c, score) for stamp, c, score in reference(audio)
@@ -117,9 +116,8 @@ def test_plugin_notes_equal_librosa_and_onnxruntime(detector_build: NativeBuild,
     assert worst <= 1 / 127 + 1e-6
 
 
-def test_detector_makes_no_unsafe_call_on_the_audio_thread(detector_build: NativeBuild):
-    cache = load_config(REPO).cache_dir
-    report = rt_check(detector_build.bundle, LocalExecutor(), cache / "test-builds" / "vst3host",
+def test_detector_makes_no_unsafe_call_on_the_audio_thread(detector_build: NativeBuild, host_dir: Path):
+    report = rt_check(detector_build.bundle, LocalExecutor(), host_dir,
                       blocks=5000, block=64, rate=SETTINGS["sample_rate"])
     print(format_report(report))
     assert report.process_failures == 0

@@ -65,7 +65,8 @@ def example_build(request: pytest.FixtureRequest) -> NativeBuild:
 
 
 @pytest.mark.parametrize("block", [64, 100, 128])
-def test_example_plugin_matches_the_streaming_reference(example_build: NativeBuild, tmp_path: Path, block: int):
+def test_example_plugin_matches_the_streaming_reference(example_build: NativeBuild, host_dir: Path,
+                                                        tmp_path: Path, block: int):
     name = example_build.project.identity.name
     model, frame = EXAMPLES[name]
     assert example_build.project.model.read_bytes() == (MODELS / f"{model}.onnx").read_bytes()
@@ -73,7 +74,6 @@ def test_example_plugin_matches_the_streaming_reference(example_build: NativeBui
     frames = 9600
     audio = (rng.uniform(-1.0, 1.0, (2, frames)) * np.linspace(0.05, 1.0, frames)).astype(np.float32)
     write_wav(tmp_path / "in.wav", audio, SAMPLE_RATE)
-    host_dir = load_config(REPO).cache_dir / "test-builds" / "vst3host"
     result = process_file([example_build.bundle], tmp_path / "in.wav", tmp_path / "out.wav",
                           LocalExecutor(), host_dir, block=block, rate=SAMPLE_RATE)
     out, rate = read_wav(tmp_path / "out.wav")
@@ -93,7 +93,7 @@ def test_example_plugin_matches_the_streaming_reference(example_build: NativeBui
     assert np.max(np.abs(out - audio)) > 0.01
 
 
-def test_example_plugin_passes_strict_rt_check_where_its_worker_keeps_up(example_build: NativeBuild):
+def test_example_plugin_passes_strict_rt_check_where_its_worker_keeps_up(example_build: NativeBuild, host_dir: Path):
     """Nothing unsafe on the audio thread for any example (ONNX Runtime runs on the
     worker pool). LstmAmp and GruFrame576 keep up in real time and pass. WaveNetAmp
     recomputes its whole receptive field (4156 samples in, 64 out) for every 64
@@ -101,7 +101,6 @@ def test_example_plugin_passes_strict_rt_check_where_its_worker_keeps_up(example
     zeros, and rt-check says so from the worker's report (offline it is exact, see
     above; a larger frame is the fix)."""
     name = example_build.project.identity.name
-    host_dir = load_config(REPO).cache_dir / "test-builds" / "vst3host"
     report = rt_check(example_build.bundle, LocalExecutor(), host_dir, blocks=2000, block=64, rate=SAMPLE_RATE)
     text = format_report(report)
     print(text)

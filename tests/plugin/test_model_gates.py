@@ -132,11 +132,6 @@ def decoupled_chain_build(model: Path) -> NativeBuild:
     return built
 
 
-@pytest.fixture(scope="module")
-def host_dir() -> Path:
-    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
-
-
 def _audio(frames: int = 4800) -> np.ndarray:
     rng = np.random.default_rng(11)
     return (rng.uniform(-1.0, 1.0, (2, frames)) * np.linspace(0.05, 1.5, frames)).astype(np.float32)

@@ -40,14 +40,13 @@ def _onnx_classifier(path: Path) -> Path:
     return path
 
 
-def test_onnx_classifier_makes_no_unsafe_call_on_the_audio_thread(tmp_path: Path):
+def test_onnx_classifier_makes_no_unsafe_call_on_the_audio_thread(host_dir: Path, tmp_path: Path):
     require_native_build_tools()
     model = _onnx_classifier(tmp_path / "models" / "onsets.onnx")
     project = new_plugin(NewPlugin("RtOnsets", "onnx", "classifier", model), tmp_path / "plugins")
     cache = load_config(REPO).cache_dir
     build = build_native(project.root, LocalExecutor(), cache, cache / "test-builds", jobs=2)
-    report = rt_check(build.bundle, LocalExecutor(), cache / "test-builds" / "vst3host",
-                      blocks=5000, block=64)
+    report = rt_check(build.bundle, LocalExecutor(), host_dir, blocks=5000, block=64)
     print(format_report(report))
     assert report.process_failures == 0
     assert report.unsafe == 0, format_report(report)

@@ -106,11 +106,6 @@ def build(cli_project: Path) -> NativeBuild:
                        Path(result["bundle"]), Path(result["binary"]), result["seconds"])
 
 
-@pytest.fixture(scope="module")
-def host_dir() -> Path:
-    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
-
-
 def _in_tree(runtime: TfliteRuntime, host_dir: Path, *folders: Path) -> TreeExecutor:
     host = build_host(LocalExecutor(), host_dir)
     return TreeExecutor(runtime=runtime, host=LocalExecutor(),

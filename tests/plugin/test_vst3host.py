@@ -13,7 +13,6 @@ from audio_helpers import onnx_reference, read_wav, write_wav
 from conftest import require_real_part
 from delayed import delayed_error
 
-from elkbuild.config import load_config
 from elkbuild.elf import read_elf, version_key
 from elkbuild.errors import BuildError, UsageError
 from elkbuild.build.toolchains import BOARD_TOOLCHAIN, Workspace, get_toolchain
@@ -38,9 +37,8 @@ def _require_compiler(compiler: str, package: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def build_dir() -> Path:
-    # In the cache, keyed on sources + compiler: a second run reuses the host.
-    return load_config(REPO).cache_dir / "test-builds" / "vst3host"
+def build_dir(host_dir: Path) -> Path:
+    return host_dir
 
 
 @pytest.fixture(scope="module")
