@@ -38,6 +38,10 @@ std::vector<float> streamPaced (StreamingModel& model, const std::vector<float>&
         float* out[1] = { output.data() + start };
         model.process (in, out, static_cast<int> (count));
         due += std::chrono::duration_cast<std::chrono::steady_clock::duration> (period);
+        // After a stall the clock resumes from now, as a sound card's does after an
+        // xrun: missed periods are not made up in a burst the worker cannot follow.
+        if (const auto now = std::chrono::steady_clock::now(); now > due + period)
+            due = now;
         std::this_thread::sleep_until (due);
     }
     return output;
