@@ -12,7 +12,8 @@ elkrt::ModelDescription reads it.
 - lstm_amp.onnx: one LSTM layer (hidden 12) + dense + skip, frames of 64, h/c in
   and out (the GuitarML / NAM-LSTM kind).
 - wavenet.onnx (+ wavenet.onnx.data, torch's external-data layout): dilated causal
-  convolutions 1..512 twice, kernel 3, receptive field 4093: input 64 + 4092, output 64.
+  convolutions 1..512 twice, kernel 3, receptive field 4093, a dynamic time axis:
+  input T, output T - 4092 (the runtime tests fix T = 64 + 4092).
 - gru_frame576.onnx: a GRU over frames of 576 samples (no divisor of 64, 100 or
   128), a packed state, an int64 sample-rate input and an extra level output.
 - lstm_cell.tflite: an LSTM cell stepped once per frame of 64 samples with h/c
@@ -89,14 +90,15 @@ def write_onnx(out: Path) -> None:
             return out, state_out, level
 
     def export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-               external_data: bool) -> None:
+               external_data: bool, dynamic_shapes: dict | None = None) -> None:
         module.eval()
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in (path, path.with_name(path.name + ".data")):
             stale.unlink(missing_ok=True)
         with torch.no_grad():
             torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
-                              dynamo=True, external_data=external_data, optimize=True)
+                              dynamo=True, external_data=external_data, optimize=True,
+                              dynamic_shapes=dynamic_shapes)
 
     torch.manual_seed(10)
     lstm = LstmAmp()
@@ -115,11 +117,14 @@ def write_onnx(out: Path) -> None:
     torch.manual_seed(11)
     wavenet = WaveNet()
     context = wavenet.receptive_field - 1
+    # A dynamic time axis, as a user exports a convolutional model: the file says y is
+    # 'T - 4092' long, so new-plugin's --frame N makes it N out and N + 4092 in.
+    time = torch.export.Dim("T", min=context + 1, max=1 << 20)
     export(wavenet, (torch.zeros(1, 1, 64 + context),), out / "wavenet.onnx", ["x"], ["y"],
-           external_data=True)
+           external_data=True, dynamic_shapes={"x": {2: time}})
     (out / "wavenet.roles").write_text(
         f"# WaveNet: receptive field {wavenet.receptive_field}, input 64 + {context} past samples\n"
-        "input x audio time=2 channel=1\n"
+        f"input x audio time=2 channel=1 shape=1,1,{64 + context}\n"
         "output y audio time=2 channel=1\n")
 
     torch.manual_seed(12)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from elkbuild.errors import ElkbuildError, ToolMissing
 
@@ -32,6 +34,9 @@ class TensorInfo:
     name: str
     shape: tuple[int | None, ...]   # None: a dynamic dimension
     dtype: str                      # numpy-style name: float32, int8, ...
+    # A dynamic dimension's name, where the file gives one: 'T' in, 'T - 4092' out
+    # (torch's exporter writes how an output's length follows from the inputs').
+    symbols: tuple[str | None, ...] = ()
 
     @property
     def fixed_shape(self) -> tuple[int, ...]:
@@ -107,6 +112,41 @@ def read_onnx(path: Path) -> ModelInfo:
     return ModelInfo(path, "onnx", inputs, outputs, _external_data(path, model))
 
 
+def onnx_runner(info: ModelInfo) -> Callable[[dict[str, tuple[tuple[int, ...], str, float]]],
+                                              dict[str, tuple[int, ...]]]:
+    """One onnxruntime session of `info`: each call runs it once over constant inputs
+    (name -> shape, dtype, value) and returns the output shapes; a model that cannot be
+    opened or a run that fails is a ModelError with ORT's reason."""
+    ort = _python_package("onnxruntime", "onnxruntime==1.31.1")
+    import numpy as np
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 4   # a failed probe run is expected, not news
+    sessions = []
+
+    def run(inputs: dict[str, tuple[tuple[int, ...], str, float]]) -> dict[str, tuple[int, ...]]:
+        try:
+            if not sessions:
+                sessions.append(ort.InferenceSession(str(info.path), options, providers=["CPUExecutionProvider"]))
+            results = sessions[0].run(None, {name: np.full(shape, value, dtype)
+                                             for name, (shape, dtype, value) in inputs.items()})
+        except Exception as error:  # onnxruntime raises its own unrelated classes
+            raise ModelError(info.path, f"one run failed ({_short(_onnxruntime_reason(error))})",
+                             "give every dynamic dimension with --shape NAME=...") from None
+        return {o.name: tuple(int(d) for d in r.shape) for o, r in zip(sessions[0].get_outputs(), results)}
+
+    return run
+
+
+def _onnxruntime_reason(error: BaseException) -> str:
+    """ORT's message without its status prefix, the model's path and the C++ source
+    location, which push the reason past what one line shows."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error))
+    text = re.sub(r"^Load model from .*? failed:", "", text)
+    return re.sub(r"\S+\.(?:cc|h):\d+ [^()]*\([^()]*\)\s*", "", text)
+
+
 def external_data_files(path: Path) -> tuple[Path, ...]:
     """The external data files a model needs beside it (none for TFLite)."""
     return read_model(path).external_data if model_format(Path(path)) == "onnx" else ()
@@ -155,7 +195,8 @@ def _onnx_tensor(path: Path, value) -> TensorInfo:
         raise ModelError(path, f"tensor {value.name!r} has no shape",
                          "export the model with fixed input shapes")
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
-    return TensorInfo(value.name, shape, dtype)
+    symbols = tuple(None if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+    return TensorInfo(value.name, shape, dtype, symbols)
 
 
 # ---- TFLite -----------------------------------------------------------------

@@ -39,9 +39,10 @@ from elkbuild.plugin.features import (FEATURE_TYPES, FeatureFlags, LogMel, fit_l
                                       from_yaml as features_from_yaml, to_yaml as features_to_yaml)
 from elkbuild.plugin.identity import (CODE_RULE, IDENTITY_FILE, NAME_RULE, PluginIdentity,
                                       code_is_valid, load_identity, name_is_valid)
-from elkbuild.plugin.models import ModelError, ModelInfo, TensorInfo, model_format, read_model
+from elkbuild.plugin.models import (ModelError, ModelInfo, TensorInfo, model_format, onnx_runner,
+                                    read_model)
 from elkbuild.plugin.project import ENGINES, KINDS, MODES, PluginProject, load_project
-from elkbuild.plugin.roles import ModelRoles, RoleFlags, assign_roles, roles_to_yaml
+from elkbuild.plugin.roles import ModelRoles, RoleFlags, assign_roles, measure_context, roles_to_yaml
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 MAX_FRAME = 8192          # samples per effect frame
@@ -147,6 +148,8 @@ def fit_classifier(info: ModelInfo, log_mel: bool = False) -> tuple[TensorInfo, 
 def fit_effect(info: ModelInfo, flags: RoleFlags) -> ModelRoles:
     """Every tensor of an effect's model with its role (roles.py), or a RoleError."""
     roles = assign_roles(info, flags)
+    if info.format == "onnx":
+        roles = measure_context(info, flags, roles, onnx_runner(info))
     if not 1 <= roles.frame <= MAX_FRAME:
         raise ModelError(info.path, f"a frame of {roles.frame} samples is not in 1..{MAX_FRAME}",
                          "export the model for a smaller frame, or give --frame")

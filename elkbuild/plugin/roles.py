@@ -5,7 +5,9 @@ time axis and maybe a channel axis), recurrent state fed from an output back int
 an input (h/h_out, h0/hn, state/state_out...), constants fixed at render time (an
 int64 sample rate), and extra outputs kept but not heard. Past context is no
 tensor of its own: the audio input is longer than the output by the receptive
-field - 1. Dynamic dimensions are fixed here, from flags or a printed default.
+field - 1. Dynamic dimensions are fixed here, from flags or a printed default; a
+dynamic time axis gives the model `--frame` samples out and takes the past its
+output's length names ('T - 4092') on top.
 
 `assign_roles` is pure: every guess goes into `ModelRoles.guesses` (new-plugin
 prints them) and every refusal is a `RoleError`, one line naming the tensor, what
@@ -18,13 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from elkbuild.errors import UsageError
+from elkbuild.errors import ElkbuildError, UsageError
 from elkbuild.plugin.models import ModelInfo, TensorInfo
 
 DEFAULT_FRAME = 64
-"""A dynamic time axis becomes this many samples unless --frame says otherwise."""
+"""A dynamic time axis gives this many samples per run unless --frame says otherwise."""
 FLOAT = "float32"
 INTEGER = ("int32", "int64")
 ROLES = ("audio", "state", "constant", "extra")
@@ -102,8 +104,42 @@ def _stem(name: str) -> tuple[str, str]:
     return text, digits
 
 
+def _symbol_lengths(info: ModelInfo, flags: RoleFlags, frame: int) -> dict[str, int]:
+    """The length of each named dynamic input dimension: what --shape gave it, else the
+    frame plus the past an output's length says the model consumes. torch's exporter
+    names an output's length after the input's: 'T - 4092' is 4092 samples of context,
+    so `--frame N` means N samples out and N + 4092 in."""
+    lengths: dict[str, int] = {}
+    for t in info.inputs:
+        given = flags.shapes.get(t.name)
+        for axis, symbol in enumerate(t.symbols):
+            if symbol and given is not None and axis < len(given):
+                lengths.setdefault(symbol, given[axis])
+    context: dict[str, int] = {}
+    for t in info.outputs:
+        for symbol in t.symbols:
+            match = re.fullmatch(r"\s*(\w+)\s*-\s*(\d+)\s*", symbol or "")
+            if match:
+                name, past = match.group(1), int(match.group(2))
+                context[name] = max(context.get(name, 0), past)
+    for t in info.inputs:
+        for axis, symbol in enumerate(t.symbols):
+            if symbol and axis > 0:
+                lengths.setdefault(symbol, frame + context.get(symbol, 0))
+    return lengths
+
+
+def _symbol_length(symbol: str | None, lengths: Mapping[str, int]) -> int | None:
+    """A dimension named 'T', 'T - K' or 'T + K' after an input's, in samples."""
+    match = re.fullmatch(r"\s*(\w+)\s*(?:([-+])\s*(\d+))?\s*", symbol or "")
+    if not match or match.group(1) not in lengths:
+        return None
+    offset = int(match.group(3) or 0) * (-1 if match.group(2) == "-" else 1)
+    return lengths[match.group(1)] + offset
+
+
 def _fix_shape(tensor: TensorInfo, direction: str, flags: RoleFlags, guesses: list[str],
-               time_guess: int | None) -> tuple[int, ...]:
+               time_guess: int | None, lengths: Mapping[str, int] = {}) -> tuple[int, ...]:
     given = flags.shapes.get(tensor.name)
     if given is not None:
         if len(given) != len(tensor.shape) or any(d is not None and d != g for d, g in zip(tensor.shape, given)):
@@ -120,9 +156,17 @@ def _fix_shape(tensor: TensorInfo, direction: str, flags: RoleFlags, guesses: li
             fixed.append(1)
             guesses.append(f"{direction} {tensor.name}: dynamic batch dimension taken as 1")
         elif time_guess is not None and axis == _longest_axis(tensor.shape):
-            fixed.append(time_guess)
-            guesses.append(f"{direction} {tensor.name}: dynamic time dimension {axis} taken as "
-                           f"{time_guess} samples (--frame N to choose)")
+            symbol = tensor.symbols[axis] if axis < len(tensor.symbols) else None
+            length = _symbol_length(symbol, lengths)
+            length = time_guess if length is None else length
+            if length < 1:
+                raise RoleError(f"{direction} {tensor.name!r} {_shape(tensor.shape)}: its time length "
+                                f"{symbol!r} is {length} samples for the input's length",
+                                f"give a longer input with --frame or --shape")
+            fixed.append(length)
+            named = f" ({symbol!r})" if symbol else ""
+            guesses.append(f"{direction} {tensor.name}: dynamic time dimension {axis}{named} taken as "
+                           f"{length} samples (--frame N to choose)")
         else:
             raise RoleError(f"{direction} {tensor.name!r} {_shape(tensor.shape)}: dimension {axis} is "
                             "dynamic and is not its batch or time",
@@ -190,13 +234,14 @@ def assign_roles(info: ModelInfo, flags: RoleFlags = RoleFlags()) -> ModelRoles:
     frame = flags.frame or DEFAULT_FRAME
     stems_in, stems_out = {_stem(t.name) for t in info.inputs}, {_stem(t.name) for t in info.outputs}
     stateful = set(flags.states) | set(flags.states.values())
+    lengths = _symbol_lengths(info, flags, frame)
     shapes: dict[tuple[str, str], tuple[int, ...]] = {}
     for direction, tensors, other in (("input", info.inputs, stems_out), ("output", info.outputs, stems_in)):
         for t in tensors:
             audio_like = t.dtype == FLOAT and t.name not in stateful and (
                 _stem(t.name) not in other or t.name in (flags.audio_in, flags.audio_out))
             shapes[(direction, t.name)] = _fix_shape(t, direction, flags, guesses,
-                                                     frame if audio_like else None)
+                                                     frame if audio_like else None, lengths)
 
     # State: an input fed by the output of the same stem and shape (or --state).
     pairs: dict[str, str] = dict(flags.states)
@@ -326,6 +371,53 @@ def assign_roles(info: ModelInfo, flags: RoleFlags = RoleFlags()) -> ModelRoles:
     order.update({("output", t.name): len(order) + i for i, t in enumerate(info.outputs)})
     tensors.sort(key=lambda t: order[(t.direction, t.name)])
     return ModelRoles(tuple(tensors), flags.sample_rate, tuple(guesses))
+
+
+OutputShapes = Callable[[dict[str, tuple[tuple[int, ...], str, float]]], dict[str, tuple[int, ...]]]
+"""One run of the model over constant inputs (name -> shape, dtype, value): its output shapes."""
+LONGEST_PROBE = 1 << 20
+
+
+def measure_context(info: ModelInfo, flags: RoleFlags, roles: ModelRoles, run: OutputShapes) -> ModelRoles:
+    """`roles` checked by running the model once, for an audio output whose dynamic time
+    length has a name that says nothing (torch's older exporter: 'T' in, 'T_out' out).
+    A convolutional model gives fewer samples than it takes: the difference is its past
+    context, and the input grows by it so the output keeps --frame samples. An input
+    shorter than the receptive field fails to run, so the probe doubles it until it runs."""
+    audio_in, audio_out = roles.audio("input"), roles.audio("output")
+    out_info = next(t for t in info.outputs if t.name == audio_out.name)
+    axis = audio_out.time_axis
+    symbol = out_info.symbols[axis] if axis < len(out_info.symbols) else None
+    named = _symbol_length(symbol, _symbol_lengths(info, flags, flags.frame or DEFAULT_FRAME)) is not None
+    if out_info.shape[axis] is not None or named or {audio_in.name, audio_out.name} & set(flags.shapes):
+        return roles
+    inputs = {t.name: (t.shape, t.dtype, t.value or 0.0) for t in roles.tensors if t.direction == "input"}
+    length = audio_in.shape[audio_in.time_axis]
+    while True:
+        shape = list(audio_in.shape)
+        shape[audio_in.time_axis] = length
+        inputs[audio_in.name] = (tuple(shape), FLOAT, 0.0)
+        try:
+            given = run(inputs)[audio_out.name]
+            break
+        except ElkbuildError:
+            if length * 2 > LONGEST_PROBE:
+                raise
+            length *= 2
+    if len(given) != len(audio_out.shape):
+        raise RoleError(f"output {audio_out.name!r}: one run gave the shape {_shape(given)}, not one of "
+                        f"{len(audio_out.shape)} dimensions like {_shape(out_info.shape)}",
+                        f"give its shape with --shape {audio_out.name}=...")
+    context = length - given[audio_out.time_axis]
+    if context == roles.receptive_field - 1:
+        return roles
+    frame = roles.frame
+    fixed = {audio_in.name: audio_in.shape[:audio_in.time_axis] + (frame + context,) + audio_in.shape[audio_in.time_axis + 1:],
+             audio_out.name: audio_out.shape[:audio_out.time_axis] + (frame,) + audio_out.shape[audio_out.time_axis + 1:]}
+    measured = assign_roles(info, replace(flags, shapes={**flags.shapes, **fixed}))
+    note = (f"output {audio_out.name}: one run of {length} samples gave {given[audio_out.time_axis]}: "
+            f"{context} samples of past context (--shape {audio_in.name}=... --shape {audio_out.name}=... to change)")
+    return replace(measured, guesses=(note, *measured.guesses))
 
 
 def _shape(shape: tuple[int | None, ...]) -> str:

@@ -5,7 +5,8 @@ latency the plugin reports, to 1e-5.
 
 - plugins/LstmAmp (lstm_amp.onnx): one LSTM layer + dense + skip, h/c carried.
 - plugins/WaveNetAmp (wavenet.onnx + wavenet.onnx.data): dilated convolutions,
-  receptive field 4093, the past streamed from a ring buffer.
+  receptive field 4093, a dynamic time axis fixed at frames of 2048 (new-plugin
+  --frame 2048), the past streamed from a ring buffer.
 - plugins/GruFrame576 (gru_frame576.onnx): frames of 576 samples, packed state, an
   int64 sample-rate constant and an extra output.
 
@@ -42,7 +43,7 @@ SAMPLE_RATE = 48000
 pytestmark = pytest.mark.slow
 
 # plugin project: (model in tests/runtime/models, model frame)
-EXAMPLES = {"LstmAmp": ("lstm_amp", 64), "WaveNetAmp": ("wavenet", 64), "GruFrame576": ("gru_frame576", 576)}
+EXAMPLES = {"LstmAmp": ("lstm_amp", 64), "WaveNetAmp": ("wavenet", 2048), "GruFrame576": ("gru_frame576", 576)}
 
 
 def streaming_reference(model: str, audio: np.ndarray) -> np.ndarray:
@@ -93,23 +94,18 @@ def test_example_plugin_matches_the_streaming_reference(example_build: NativeBui
     assert np.max(np.abs(out - audio)) > 0.01
 
 
-def test_example_plugin_passes_strict_rt_check_where_its_worker_keeps_up(example_build: NativeBuild, host_dir: Path):
+def test_example_plugin_passes_strict_rt_check_in_real_time(example_build: NativeBuild, host_dir: Path):
     """Nothing unsafe on the audio thread for any example (ONNX Runtime runs on the
-    worker pool). LstmAmp and GruFrame576 keep up in real time and pass. WaveNetAmp
-    recomputes its whole receptive field (4156 samples in, 64 out) for every 64
-    samples: a run takes longer than a block period, so in real time its output is
-    zeros, and rt-check says so from the worker's report (offline it is exact, see
-    above; a larger frame is the fix)."""
+    worker pool), and the worker's report shows it kept up in real time. WaveNetAmp
+    keeps up because its frame is 2048: at 64 samples a run recomputed the whole
+    receptive field (4156 in, 64 out) in more than a block period, and rt-check
+    failed it from the worker's report (test_model_gates keeps such a case)."""
     name = example_build.project.identity.name
     report = rt_check(example_build.bundle, LocalExecutor(), host_dir, blocks=2000, block=64, rate=SAMPLE_RATE)
     text = format_report(report)
     print(text)
     assert report.unsafe == 0 and report.process_failures == 0 and not report.late
     assert report.worker.models == 1 and report.worker.failed_runs == 0
-    assert report.worker.runs > 0 and 0 < report.worker.p99_us and 0 < report.worker.budget_us
-    if name == "WaveNetAmp":
-        assert report.worker.p99_us > report.deadline_us and report.worker_late
-        assert not report.passes() and "the inference worker was late" in text
-    else:
-        assert report.worker.runs >= 2000 * 64 // EXAMPLES[name][1]  # one per frame and lane
-        assert not report.worker_late and report.passes(), text
+    assert 0 < report.worker.p99_us and 0 < report.worker.budget_us
+    assert report.worker.runs >= 2000 * 64 // EXAMPLES[name][1]  # one per frame and lane
+    assert not report.worker_late and report.passes(), text

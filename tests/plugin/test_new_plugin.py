@@ -150,7 +150,7 @@ def test_example_projects_are_what_the_templates_render(tmp_path, models):
     lstm = NewPlugin("LstmAmp", "onnx", "effect", runtime_models / "lstm_amp.onnx",
                      roles=RoleFlags(sample_rate=48000))
     wavenet = NewPlugin("WaveNetAmp", "onnx", "effect", runtime_models / "wavenet.onnx",
-                        roles=RoleFlags(sample_rate=48000))
+                        roles=RoleFlags(frame=2048, sample_rate=48000))
     gru = NewPlugin("GruFrame576", "onnx", "effect", runtime_models / "gru_frame576.onnx",
                     roles=RoleFlags(frame=576, constants={"sample_rate": 48000}, sample_rate=48000))
     for name, request in (("NeuralSaturator", _effect(models, "NeuralSaturator")),
@@ -219,7 +219,7 @@ def test_dynamic_time_axis_takes_the_frame_and_says_so(tmp_path):
     said: list[str] = []
     project = new_plugin(NewPlugin("Dyn", "onnx", "effect", model), tmp_path / "plugins", say=said.append)
     assert project.roles.frame == 64 and project.roles.audio("input").shape == (1, 64)
-    assert "input x: dynamic time dimension 1 taken as 64 samples (--frame N to choose)" in said
+    assert "input x: dynamic time dimension 1 ('n') taken as 64 samples (--frame N to choose)" in said
     assert "input x: dynamic batch dimension taken as 1" in said
     from elkbuild.plugin.roles import RoleFlags
 

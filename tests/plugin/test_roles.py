@@ -32,7 +32,8 @@ def _model(path: Path, inputs: dict, outputs: dict) -> Path:
         name + "_v", getattr(TensorProto, spec[0]), [1], [0])) for name, spec in outputs.items()]
     graph = helper.make_graph(nodes, "g", [info(n, s) for n, s in inputs.items()],
                               [info(n, s) for n, s in outputs.items()])
-    onnx.save(helper.make_model(graph), str(path))
+    onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]),
+              str(path))   # one onnxruntime can open
     return path
 
 
@@ -79,6 +80,55 @@ def test_torch_default_names_are_audio_not_state(tmp_path):
                    frame=128)
     assert [(t.name, t.role, t.shape) for t in roles.tensors] == [
         ("input", "audio", (1, 128)), ("output", "audio", (1, 128))]
+
+
+def _conv(path: Path, out_length: str, dilation: int = 10) -> Path:
+    """A real dilated convolution (kernel 3: receptive field 2 * dilation + 1) with a
+    dynamic time axis 'T' in and `out_length` out, which onnxruntime can run."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((1, 1, 3), 0.5, np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], dilations=[dilation], kernel_shape=[3])
+    graph = helper.make_graph([conv], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "T"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, out_length])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_a_dynamic_time_axis_named_after_the_input_gives_the_frame_out_and_the_past_on_top(tmp_path):
+    """torch's exporter names the output's length 'T - K': --frame N means N out, N + K in."""
+    wavenet = assign_roles(read_model(MODELS / "wavenet.onnx"), RoleFlags(frame=2048))
+    assert (wavenet.audio("input").shape, wavenet.audio("output").shape) == ((1, 1, 6140), (1, 1, 2048))
+    assert wavenet.receptive_field == 4093
+    assert "output y: dynamic time dimension 2 ('T - 4092') taken as 2048 samples (--frame N to choose)" \
+        in wavenet.guesses
+    given = assign_roles(read_model(_conv(tmp_path / "c.onnx", "T - 20")), RoleFlags(shapes={"x": (1, 1, 200)}))
+    assert given.frame == 180 and given.receptive_field == 21
+    too_short = RoleFlags(shapes={"x": (1, 1, 20)})
+    with pytest.raises(RoleError, match="its time length 'T - 20' is 0 samples"):
+        assign_roles(read_model(tmp_path / "c.onnx"), too_short)
+
+
+def test_a_time_axis_whose_name_says_nothing_is_measured_by_one_run(tmp_path):
+    """torch's older exporter ('T' in, 'T_out' out): one onnxruntime run tells the past;
+    an input shorter than the receptive field fails to run, so the probe grows it."""
+    from elkbuild.plugin.render import fit_effect
+
+    model = read_model(_conv(tmp_path / "c.onnx", "T_out", dilation=100))
+    guessed = assign_roles(model, RoleFlags(frame=128))
+    assert guessed.receptive_field == 1, "the name alone says nothing"
+    measured = fit_effect(model, RoleFlags(frame=128))
+    assert (measured.audio("input").shape, measured.frame, measured.receptive_field) == ((1, 1, 328), 128, 201)
+    assert measured.guesses[0] == ("output y: one run of 256 samples gave 56: 200 samples of past context "
+                                   "(--shape x=... --shape y=... to change)")
+    same = read_model(_conv(tmp_path / "same.onnx", "T_out", dilation=0 + 1))
+    assert fit_effect(same, RoleFlags(frame=64)).receptive_field == 3
+    # A signature whose graph gives another rank than it declares is refused.
+    broken = read_model(_model(tmp_path / "b.onnx", {"x": (F, [1, 1, "T"])}, {"y": (F, [1, 1, "T_out"])}))
+    with pytest.raises(RoleError, match="one run gave the shape \\[1\\], not one of 3 dimensions"):
+        fit_effect(broken, RoleFlags())
 
 
 def test_roles_round_trip_through_plugin_yaml():
