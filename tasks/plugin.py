@@ -18,6 +18,8 @@ from tasks.shell import load
                 "plugin_code": "JUCE plugin code: 4 characters, first uppercase (default: from NAME)",
                 "description": "one line describing the plugin",
                 "mode": "effect: where the model runs: auto, inline (audio thread) or decoupled (worker pool)",
+                "resample": "effect: a host at another rate than --sample-rate: off (refused), or "
+                            "fastest, medium, best (libsamplerate, both ways)",
                 "frame": "effect: samples per run for a dynamic time axis (default 64)",
                 "shape": "effect: NAME=1,64,1 fixes a tensor's dynamic dimensions (repeatable)",
                 "state": "effect: IN=OUT feeds output OUT back into input IN next run (repeatable)",
@@ -42,7 +44,7 @@ from tasks.shell import load
                 "json": "print the result as one JSON object"}, iterable=["shape", "state", "constant"])
 def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufacturer_code=None,
                plugin_code=None, description=None, force=False, json=False, verbose=False,
-               audio_in=None, audio_out=None, mode=None, frame=0, shape=None, state=None,
+               audio_in=None, audio_out=None, mode=None, resample=None, frame=0, shape=None, state=None,
                constant=None, sample_rate=0, features=None, fft_size=None, hop=None, mel_bands=None,
                frames=None, every=None, min_hz=None, max_hz=None, power=None, mel_scale=None,
                mel_norm=None, log=None, floor=None):
@@ -61,7 +63,7 @@ def new_plugin(c, name, engine="", kind="", model="", manufacturer=None, manufac
     cfg = load()
     request = NewPlugin(name=name, engine=engine, kind=kind, model=Path(model),
                         manufacturer=manufacturer, manufacturer_code=manufacturer_code,
-                        plugin_code=plugin_code, description=description, mode=mode,
+                        plugin_code=plugin_code, description=description, mode=mode, resample=resample,
                         roles=parse_role_flags(frame=frame, shapes=shape or [], states=state or [],
                                                constants=constant or [], audio_in=audio_in,
                                                audio_out=audio_out,

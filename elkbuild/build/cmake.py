@@ -42,7 +42,7 @@ def vst3_target(name: str) -> str:
 
 def configure_argv(source: Path, build_dir: Path, *, engine: Engine, model: Path, juce_dir: Path,
                    model_data: Sequence[Path] = (), model_roles: Path | None = None,
-                   config: str = "Release",
+                   resample: str = "off", config: str = "Release",
                    generator: str | None = "Ninja", toolchain_args: Sequence[str] = (),
                    ccache: bool = False) -> list[str]:
     """`cmake -S source -B build_dir ...` for a rendered plugin project; `ccache`
@@ -69,7 +69,9 @@ def configure_argv(source: Path, build_dir: Path, *, engine: Engine, model: Path
             # The model's external data files, copied beside it into the bundle.
             f"-DELKBUILD_MODEL_DATA={';'.join(str(p) for p in model_data)}",
             # An effect's tensor roles (plugin.yaml), for Resources/<model>.roles.
-            *([f"-DELKBUILD_MODEL_ROLES={model_roles}"] if model_roles else [])]
+            *([f"-DELKBUILD_MODEL_ROLES={model_roles}"] if model_roles else []),
+            # plugin.yaml's resample: a plugin that converts rates links libsamplerate.
+            f"-DELKBUILD_RESAMPLE={resample}"]
 
 
 def write_model_roles(project: PluginProject, build_dir: Path, *, write: bool = True) -> Path | None:

@@ -48,7 +48,7 @@ _DEFAULT_MISSING_HINT = ("stage the library that provides it and pass its lib/ f
 @dataclass(frozen=True)
 class AbiProblem:
     file: str  # relative to the bundle (BundleLayout.relative)
-    rule: str  # folder | link | arch | glibc | glibcxx | needed | exports
+    rule: str  # folder | link | arch | glibc | glibcxx | needed | exports | model
     message: str  # what is wrong and the fix, one line
 
     def __str__(self) -> str:
@@ -107,6 +107,35 @@ def check_bundle(bundle: Path, profile: BoardProfile) -> list[AbiProblem]:
     problems += _needed_problems(layout, binary, elves, profile)
     if binary is not None:
         problems += _export_problems(layout, binary, elves)
+    problems += _model_problems(layout)
+    return problems
+
+
+def _model_problems(layout: BundleLayout) -> list[AbiProblem]:
+    """An effect's bundle carries its model's roles (<model>.roles). A model the plugin
+    cannot load makes it refuse to activate, and Sushi runs on without a word (it
+    ignores setActive's answer): roles without their model, or an ONNX model that
+    cannot be read or misses its external data file, are refused here instead."""
+    from elkbuild.errors import ToolMissing
+    from elkbuild.plugin.models import ModelError, read_model
+
+    resources = layout.resources
+    problems = []
+    for roles in sorted(resources.glob("*.roles")) if resources.is_dir() else ():
+        model = roles.with_name(roles.name[:-len(".roles")])
+        if not model.is_file():
+            problems.append(AbiProblem(layout.relative(roles), "model",
+                                       f"describes {model.name}, which is not in the bundle, so the plugin "
+                                       "would refuse to activate; rebuild the bundle (`invoke build`)"))
+            continue
+        try:
+            read_model(model)   # names an external data file that is not beside it
+        except ToolMissing:
+            continue
+        except ModelError as error:
+            problems.append(AbiProblem(layout.relative(model), "model",
+                                       f"{error.message[len(error.path) + 2:]}; the plugin would refuse "
+                                       "to activate; rebuild the bundle (`invoke build`)"))
     return problems
 
 

@@ -34,6 +34,8 @@ class BundleMisfit(BuildError):
         super().__init__(
             f"{bundle} cannot run on board {board.name} (Elk Audio OS {board.os_version}, "
             f"board profile {profile.name}), nothing was sent: {'; '.join(map(str, problems))}",
+            "rebuild it (`invoke build`): it must carry its model and the files the model keeps "
+            "its weights in" if all(p.rule == "model" for p in problems) else
             f"rebuild it for that board (`invoke build --board-profile {profile.name}`) "
             f"or deploy it to a board it fits")
 

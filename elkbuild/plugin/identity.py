@@ -46,7 +46,7 @@ _REQUIRED = ("name", "manufacturer", "manufacturer_code", "plugin_code")
 _OPTIONAL = ("vst3_class_name", "description")
 # How the project is built (engine, kind, model file, where the model runs);
 # elkbuild.plugin.project validates them.
-BUILD_KEYS = ("engine", "kind", "model", "mode", "model_roles", "features")
+BUILD_KEYS = ("engine", "kind", "model", "mode", "resample", "model_roles", "features")
 
 NAME_RULE = ("must start with a letter and hold only letters, digits, '-' and '_' "
              "(at most 63 characters)")

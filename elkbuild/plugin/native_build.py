@@ -66,6 +66,7 @@ def build_native(project_dir: Path, executor: Executor, cache_dir: Path, build_r
     executor.run(cmake.configure_argv(project.root, build_dir, engine=engine, model=project.model,
                                       model_data=project.model_data,
                                       model_roles=cmake.write_model_roles(project, build_dir),
+                                      resample=project.resample,
                                       juce_dir=juce_dir, generator=_generator(),
                                       ccache=installed("ccache")),
                  on_line=on_line,

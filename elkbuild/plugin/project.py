@@ -23,6 +23,9 @@ MODES = ("auto", "inline", "decoupled")
 """Where an effect's model runs: decided by the runtime (auto: on the worker pool when
 the engine is not real-time safe or a block's inference takes over half its period),
 on the audio thread, or on the worker pool."""
+RESAMPLE = ("off", "fastest", "medium", "best")
+"""An effect whose model was trained at another rate than the host's: off (refused at
+activation) or converted both ways with libsamplerate's sinc converter of that quality."""
 ENGINES = {"onnx": "onnx", "tflite": "tflite"}   # engine -> model format it runs
 
 
@@ -39,6 +42,7 @@ class PluginProject:
     mode: str = "auto"                  # one of MODES
     roles: ModelRoles | None = None     # an effect's tensors and their roles (model_roles:)
     features: LogMel | None = None      # a classifier's log-mel input (features:)
+    resample: str = "off"               # one of RESAMPLE
 
 
 
@@ -70,11 +74,22 @@ def load_project(root: Path, folder_name: str | None = None) -> PluginProject:
     if mode not in MODES:
         raise ConfigError(source, "mode", mode, f"must be {', '.join(MODES)}")
     roles = None
+    resample = data.get("resample", "off")
+    if resample is False:   # YAML reads a bare off as false
+        resample = "off"
+    if resample not in RESAMPLE:
+        raise ConfigError(source, "resample", resample, f"must be {', '.join(RESAMPLE)}")
     if kind == "effect":
         if "model_roles" not in data:
             raise ConfigError(source, "model_roles", None, "is missing: an effect says what each "
                               "tensor of its model is for", "run `invoke new-plugin --force`")
         roles = roles_from_yaml(data["model_roles"], str(source))
+        if resample != "off" and roles.sample_rate is None:
+            raise ConfigError(source, "resample", resample, "needs the rate the model was trained at",
+                              "set model_roles: sample_rate: HZ (or new-plugin --sample-rate HZ)")
+    elif resample != "off":
+        raise ConfigError(source, "resample", resample, f"is for kind effect, not {kind}",
+                          "remove it: a classifier's features name their own sample_rate")
     features = None
     if "features" in data:
         if kind != "classifier":
@@ -83,7 +98,7 @@ def load_project(root: Path, folder_name: str | None = None) -> PluginProject:
         features = features_from_yaml(data["features"], source)
     # A missing data file is named here, not found by the plugin refusing to load.
     return PluginProject(root, identity, engine, kind, model, external_data_files(model), mode, roles,
-                         features)
+                         features, resample)
 
 
 def _identity_named(source: Path, folder_name: str) -> PluginIdentity:

@@ -41,7 +41,7 @@ from elkbuild.plugin.identity import (CODE_RULE, IDENTITY_FILE, NAME_RULE, Plugi
                                       code_is_valid, load_identity, name_is_valid)
 from elkbuild.plugin.models import (ModelError, ModelInfo, TensorInfo, model_format, onnx_runner,
                                     read_model)
-from elkbuild.plugin.project import ENGINES, KINDS, MODES, PluginProject, load_project
+from elkbuild.plugin.project import ENGINES, KINDS, MODES, RESAMPLE, PluginProject, load_project
 from elkbuild.plugin.roles import ModelRoles, RoleFlags, assign_roles, measure_context, roles_to_yaml
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -67,6 +67,7 @@ class NewPlugin:
     plugin_code: str | None = None
     description: str | None = None
     mode: str | None = None   # None: kept from an existing plugin.yaml, else auto
+    resample: str | None = None   # an effect's rate conversion; None: kept, else off
     roles: RoleFlags = RoleFlags()   # an effect's tensor flags (--frame, --state, ...)
     features: FeatureFlags = FeatureFlags()   # a classifier's --features log-mel flags
 
@@ -95,6 +96,12 @@ def check_request(request: NewPlugin) -> None:
         raise UsageError(f"--engine {request.engine!r} is not known", "use --engine onnx or --engine tflite")
     if request.kind not in KINDS:
         raise UsageError(f"--kind {request.kind!r} is not known", "use --kind effect or --kind classifier")
+    if request.resample is not None and request.resample not in RESAMPLE:
+        raise UsageError(f"--resample {request.resample!r} is not known",
+                         f"use --resample {', --resample '.join(RESAMPLE)}")
+    if request.resample not in (None, "off") and request.kind != "effect":
+        raise UsageError(f"--resample is for --kind effect, not {request.kind}",
+                         "drop --resample: log-mel features name their own --sample-rate")
     if request.mode is not None and request.mode not in MODES:
         raise UsageError(f"--mode {request.mode!r} is not known",
                          f"use --mode {', --mode '.join(MODES)}")
@@ -174,10 +181,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _existing_mode(project: Path) -> str | None:
+def _existing(project: Path, key: str, allowed: tuple[str, ...]) -> str | None:
+    """plugin.yaml's `key` when it is one of `allowed` (kept when re-rendering)."""
     source = project / IDENTITY_FILE
-    mode = read_yaml_file(source).get("mode") if source.is_file() else None
-    return mode if mode in MODES else None
+    value = read_yaml_file(source).get(key) if source.is_file() else None
+    return value if value in allowed else None
 
 
 def _existing_features(project: Path) -> LogMel | None:
@@ -193,6 +201,7 @@ def _existing_identity(project: Path) -> PluginIdentity | None:
 
 def template_context(request: NewPlugin, *, existing: PluginIdentity | None = None,
                      model_data: tuple[str, ...] = (), existing_mode: str | None = None,
+                     existing_resample: str | None = None,
                      roles: ModelRoles | None = None,
                      classifier: tuple[TensorInfo, TensorInfo] | None = None,
                      log_mel: LogMel | None = None) -> dict:
@@ -219,6 +228,7 @@ def template_context(request: NewPlugin, *, existing: PluginIdentity | None = No
         return yaml.safe_dump({"features": features_to_yaml(log_mel)}, sort_keys=False, width=100)
 
     mode = request.mode or existing_mode or "auto"
+    resample = request.resample or existing_resample or "off"
     return {
         "name": request.name,
         "class_name": re.sub(r"\W", "_", request.name) + "AudioProcessor",
@@ -227,6 +237,7 @@ def template_context(request: NewPlugin, *, existing: PluginIdentity | None = No
         "kind": request.kind,
         "mode": mode,
         "mode_enum": {"auto": "Automatic", "inline": "Inline", "decoupled": "Decoupled"}[mode],
+        "resample": resample,
         "model_file": request.model.name,
         "model_data": list(model_data),
         "manufacturer": pick(request.manufacturer, existing and existing.manufacturer,
@@ -291,7 +302,9 @@ def new_plugin(request: NewPlugin, projects: Path, *, force: bool = False,
         existing = _existing_identity(project)
     context = template_context(request, existing=existing,
                                model_data=tuple(p.name for p in info.external_data),
-                               existing_mode=_existing_mode(project), roles=roles, classifier=classifier,
+                               existing_mode=_existing(project, "mode", MODES),
+                               existing_resample=_existing(project, "resample", RESAMPLE),
+                               roles=roles, classifier=classifier,
                                log_mel=log_mel)
     for guess in roles.guesses if roles else ():
         say(guess)

@@ -162,7 +162,7 @@ def _fix_shape(tensor: TensorInfo, direction: str, flags: RoleFlags, guesses: li
             if length < 1:
                 raise RoleError(f"{direction} {tensor.name!r} {_shape(tensor.shape)}: its time length "
                                 f"{symbol!r} is {length} samples for the input's length",
-                                f"give a longer input with --frame or --shape")
+                                "give a longer input with --frame or --shape")
             fixed.append(length)
             named = f" ({symbol!r})" if symbol else ""
             guesses.append(f"{direction} {tensor.name}: dynamic time dimension {axis}{named} taken as "

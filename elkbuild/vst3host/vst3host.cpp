@@ -31,7 +31,9 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -792,6 +794,23 @@ struct Counters
     }
 };
 
+// What the audio thread itself did around one process() call (read outside the
+// counted window: these are system calls).
+struct ThreadUsage
+{
+    double cpuMicros = 0.0;      // CPU time this thread ran
+    long voluntarySwitches = 0;  // times it gave up the CPU to wait (sleep, lock, I/O)
+
+    static ThreadUsage now()
+    {
+        timespec cpu {};
+        clock_gettime (CLOCK_THREAD_CPUTIME_ID, &cpu);
+        rusage usage {};
+        getrusage (RUSAGE_THREAD, &usage);
+        return { static_cast<double> (cpu.tv_sec) * 1e6 + static_cast<double> (cpu.tv_nsec) / 1e3, usage.ru_nvcsw };
+    }
+};
+
 std::string describeCaller (void* address)
 {
     Dl_info info {};
@@ -829,7 +848,13 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         in[c] = inputs[c].data();
     for (std::size_t c = 0; c < outputs.size(); ++c)
         out[c] = outputs[c].data();
+    const double deadlineMicros = 1e6 * block / rate;
     std::vector<double> micros (static_cast<std::size_t> (blocks));
+    // A block can be late because the plugin worked or waited that long, or because
+    // this unprivileged thread was runnable but not running (preempted, or a virtual
+    // machine's stolen time): on Elk the audio thread is real-time and is not. The
+    // thread's own CPU time and its voluntary context switches tell the two apart.
+    std::vector<char> stalled (static_cast<std::size_t> (blocks), 0);
     // The first channel in and out of every judged block: afterwards the output is
     // compared with the input delayed by the reported latency (a pass-through).
     std::vector<float> heardIn (static_cast<std::size_t> (blocks) * block), heardOut (heardIn.size());
@@ -868,14 +893,20 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
                     noise ^= noise << 5;
                     s = static_cast<float> (noise) / 4294967296.0f - 0.5f;
                 }
+            const auto before = ThreadUsage::now();
             const auto started = std::chrono::steady_clock::now();
             counters.arm (1);
             const tresult result = plugin.process (in.data(), out.data(), block);
             counters.arm (0);
             const auto ended = std::chrono::steady_clock::now();
+            const auto after = ThreadUsage::now();
             if (i >= 0)
             {
-                micros[static_cast<std::size_t> (i)] = std::chrono::duration<double, std::micro> (ended - started).count();
+                const double took = std::chrono::duration<double, std::micro> (ended - started).count();
+                micros[static_cast<std::size_t> (i)] = took;
+                stalled[static_cast<std::size_t> (i)] = took > deadlineMicros
+                                                        && after.cpuMicros - before.cpuMicros <= deadlineMicros
+                                                        && after.voluntarySwitches == before.voluntarySwitches;
                 std::copy_n (inputs[0].data(), block, heardIn.begin() + i * block);
                 if (! outputs.empty())
                     std::copy_n (outputs[0].data(), block, heardOut.begin() + i * block);
@@ -928,8 +959,13 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         const auto rank = static_cast<std::size_t> (std::ceil (p * sorted.size()));
         return sorted[std::min (sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
     };
-    const double deadline = 1e6 * block / rate;
-    const long overruns = std::count_if (micros.begin(), micros.end(), [&] (double us) { return us > deadline; });
+    const double deadline = deadlineMicros;
+    long overruns = 0, stalls = 0;
+    for (std::size_t i = 0; i < micros.size(); ++i)
+    {
+        stalls += stalled[i];
+        overruns += micros[i] > deadline && ! stalled[i];
+    }
     // After the latency: how far the output is from the input delayed by it (0: the
     // plugin passed the noise through) and from silence.
     const std::size_t latency = plugin.latency();
@@ -948,7 +984,8 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         .integer ("total", static_cast<long long> (total)).raw ("callers", object (callers))
         .integer ("process_failures", failures).num ("p50_us", percentile (0.50)).num ("p99_us", percentile (0.99))
         .num ("max_us", sorted.empty() ? 0.0 : sorted.back()).num ("deadline_us", deadline)
-        .integer ("overruns", overruns).integer ("latency_samples", static_cast<long long> (latency))
+        .integer ("overruns", overruns).integer ("stalls", stalls)
+        .integer ("latency_samples", static_cast<long long> (latency))
         .num ("passthrough_difference", passthroughDifference).num ("output_peak", outputPeak)
         .raw ("worker_at_warmup", workerAtWarmup).raw ("worker", workerAtEnd);
     std::printf ("%s\n", result.text().c_str());

@@ -1,15 +1,17 @@
 # The elkbuild model runtime for a plugin project:
 #
 #   include(<elkbuild>/runtime/cmake/ElkRuntime.cmake)
-#   elkrt_add(<target> ENGINE onnx|tflite INCLUDE_DIR <engine header folders...> [LIBRARY <engine library>])
+#   elkrt_add(<target> ENGINE onnx|tflite INCLUDE_DIR <engine header folders...> [LIBRARY <engine library>]
+#             [RESAMPLING])
 #
 # builds libelkrt once in this project's build tree with the one engine the plugin
 # uses and links <target> to it, so a fix in runtime/ reaches every plugin at its
-# next build instead of living in a copy.
+# next build instead of living in a copy. RESAMPLING also links elkrt_resampling
+# (elkrt/resampling_model.h) and libsamplerate, which the toolchain must provide.
 set(ELKRT_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." CACHE INTERNAL "elkbuild's runtime/ folder")
 
 function(elkrt_add target)
-    cmake_parse_arguments(ELKRT_ADD "" "ENGINE;LIBRARY" "INCLUDE_DIR" ${ARGN})
+    cmake_parse_arguments(ELKRT_ADD "RESAMPLING" "ENGINE;LIBRARY" "INCLUDE_DIR" ${ARGN})
     if(NOT ELKRT_ADD_ENGINE MATCHES "^(onnx|tflite)$")
         message(FATAL_ERROR "elkrt_add(${target}): ENGINE must be onnx or tflite, not '${ELKRT_ADD_ENGINE}'")
     endif()
@@ -33,4 +35,12 @@ function(elkrt_add target)
         set(ELKRT_ENGINE_IN_USE "${ELKRT_ADD_ENGINE}" CACHE INTERNAL "")
     endif()
     target_link_libraries(${target} PRIVATE elkrt::elkrt)
+    if(ELKRT_ADD_RESAMPLING)
+        if(NOT TARGET elkrt_resampling)
+            message(FATAL_ERROR "elkrt_add(${target}): resampling needs libsamplerate (samplerate.h and "
+                                "libsamplerate.so) for this toolchain: apt-get install libsamplerate0-dev "
+                                "natively, or add libsamplerate0-dev to the toolchain's sysroot packages")
+        endif()
+        target_link_libraries(${target} PRIVATE elkrt_resampling)
+    endif()
 endfunction()

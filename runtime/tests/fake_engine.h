@@ -86,8 +86,10 @@ inline elkrt::TensorBinding stateOut (const std::string& name)
     return binding;
 }
 
-// y = x over frames of `frame` samples: input x [1, frame], output y [1, frame].
-inline std::unique_ptr<elkrt::StreamingModel> identityModel (int64_t frame, bool realtimeSafe = true)
+// y = x over frames of `frame` samples: input x [1, frame], output y [1, frame];
+// trained at `sampleRate` (0: any rate).
+inline std::unique_ptr<elkrt::StreamingModel> identityModel (int64_t frame, bool realtimeSafe = true,
+                                                             double sampleRate = 0.0)
 {
     auto engine = std::make_unique<FakeEngine> (
         std::vector<elkrt::TensorSpec> { floats ("x", { 1, frame }) }, std::vector<elkrt::TensorSpec> { floats ("y", { 1, frame }) },
@@ -99,6 +101,7 @@ inline std::unique_ptr<elkrt::StreamingModel> identityModel (int64_t frame, bool
         realtimeSafe);
     elkrt::ModelDescription description;
     description.tensors = { audio ("x", true, 1), audio ("y", false, 1) };
+    description.sampleRate = sampleRate;
     return std::make_unique<elkrt::StreamingModel> (std::move (engine), description);
 }
 

@@ -5,7 +5,7 @@
 //   elkrt_stream --engine onnx --model M.onnx --roles M.roles --input in.f32 --output out.f32
 //                [--block 64] [--channels 1] [--rate 48000] [--mode inline|decoupled|auto]
 //                [--offline] [--pace] [--budget-ms X] [--pool-threads N] [--timings FILE]
-//                [--rt-priority P] [--instances N]
+//                [--rt-priority P] [--instances N] [--resample fastest|medium|best]
 //
 // Samples are interleaved when --channels > 1. --pace sleeps a block period after
 // each block, as a real-time host would (a block that ends after its period
@@ -16,9 +16,14 @@
 // audio thread runs (the pool's workers run below it). --instances runs N models
 // one after the other every block, as a host runs a chain of plugins (the output
 // file is the first one's; the counters add up, cpu_seconds is the process's).
+// --resample streams a model whose description has another sample_rate than --rate
+// through elkrt::ResamplingModel (one instance).
 #include "elkrt/engine.h"
 #include "elkrt/inference_pool.h"
 #include "elkrt/streaming_model.h"
+#if ELKRT_STREAM_RESAMPLING
+#include "elkrt/resampling_model.h"
+#endif
 
 #include <pthread.h>
 #include <sched.h>
@@ -58,7 +63,7 @@ bool readFloats (const std::string& path, std::vector<float>& samples)
 
 int main (int argc, char** argv)
 {
-    std::string engineName = "onnx", modelPath, rolesPath, inputPath, outputPath, timingsPath, mode = "auto";
+    std::string engineName = "onnx", modelPath, rolesPath, inputPath, outputPath, timingsPath, mode = "auto", resample;
     int block = 64, channels = 1, poolThreads = 1, audioPriority = 0, instances = 1;
     double rate = 48000.0, budgetMs = 0.0;
     bool offline = false, pace = false;
@@ -87,6 +92,7 @@ int main (int argc, char** argv)
         else if (option == "--pool-threads") poolThreads = std::atoi (value().c_str());
         else if (option == "--rt-priority") audioPriority = std::atoi (value().c_str());
         else if (option == "--instances") instances = std::atoi (value().c_str());
+        else if (option == "--resample") resample = value();
         else if (option == "--offline") offline = true;
         else if (option == "--pace") pace = true;
         else return usage ("unknown option " + option);
@@ -95,6 +101,15 @@ int main (int argc, char** argv)
         return usage ("--model, --roles, --input and --output are required");
     if (block < 1 || channels < 1 || instances < 1)
         return usage ("--block, --channels and --instances must be at least 1");
+#if ELKRT_STREAM_RESAMPLING
+    elkrt::ResampleQuality quality = elkrt::ResampleQuality::Medium;
+    if (! resample.empty() && (instances != 1 || ! elkrt::parseResampleQuality (resample, quality)))
+        return usage ("--resample takes fastest, medium or best, with one instance");
+    std::unique_ptr<elkrt::ResamplingModel> resampler;
+#else
+    if (! resample.empty())
+        return usage ("--resample: this elkrt_stream was built without libsamplerate");
+#endif
 
     elkrt::ModelDescription description;
     std::string error;
@@ -114,6 +129,7 @@ int main (int argc, char** argv)
                                       : elkrt::ExecutionMode::Automatic;
     config.timingCapacity = timingsPath.empty() ? 0 : 1u << 20;
     std::vector<std::unique_ptr<elkrt::StreamingModel>> models;
+    std::vector<elkrt::StreamingModel*> running; // every instance, a resampler's model too
     for (int i = 0; i < instances; ++i)
     {
         auto engine = elkrt::makeEngine (engineName);
@@ -122,11 +138,25 @@ int main (int argc, char** argv)
         if (! engine->load (modelPath, description.shapeOverrides(), error))
             return usage (error);
         models.push_back (std::make_unique<elkrt::StreamingModel> (std::move (engine), description));
+#if ELKRT_STREAM_RESAMPLING
+        if (! resample.empty())
+        {
+            // The wrapper owns the model; `running` keeps a view of it for the counters.
+            resampler = std::make_unique<elkrt::ResamplingModel> (std::move (models.back()), quality);
+            models.pop_back();
+            running.push_back (&resampler->model());
+            if (! resampler->prepare (config, error))
+                return usage (error);
+            resampler->setOffline (offline);
+            continue;
+        }
+#endif
+        running.push_back (models.back().get());
         if (! models.back()->prepare (config, error))
             return usage (error);
         models.back()->setOffline (offline);
     }
-    elkrt::StreamingModel& model = *models.front();
+    elkrt::StreamingModel& model = *running.front();
 
     std::vector<float> input;
     if (! readFloats (inputPath, input))
@@ -166,9 +196,14 @@ int main (int argc, char** argv)
             for (std::size_t c = 0; c < static_cast<std::size_t> (channels); ++c)
                 planarIn[c][i] = input[(start + i) * static_cast<std::size_t> (channels) + c];
         const auto begin = std::chrono::steady_clock::now();
-        model.process (in.data(), out.data(), static_cast<int> (count));
-        for (std::size_t i = 1; i < models.size(); ++i)
-            models[i]->process (in.data(), spare.data(), static_cast<int> (count));
+#if ELKRT_STREAM_RESAMPLING
+        if (resampler != nullptr)
+            resampler->process (in.data(), out.data(), static_cast<int> (count));
+        else
+#endif
+            model.process (in.data(), out.data(), static_cast<int> (count));
+        for (std::size_t i = 1; i < running.size(); ++i)
+            running[i]->process (in.data(), spare.data(), static_cast<int> (count));
         blockSeconds.push_back (std::chrono::duration<double> (std::chrono::steady_clock::now() - begin).count());
         for (std::size_t i = 0; i < count; ++i)
             for (std::size_t c = 0; c < static_cast<std::size_t> (channels); ++c)
@@ -209,7 +244,7 @@ int main (int argc, char** argv)
             timings << "worker " << value << "\n";
     }
     elkrt::StreamingStats stats;
-    for (const auto& each : models)
+    for (const auto* each : running)
     {
         const auto counted = each->stats();
         stats.framesRun += counted.framesRun;
@@ -218,12 +253,23 @@ int main (int argc, char** argv)
         stats.overrunSamples += counted.overrunSamples;
     }
     stats.measuredInferenceSeconds = model.stats().measuredInferenceSeconds;
-    std::printf ("{\"latency\": %d, \"frame\": %d, \"context\": %d, \"decoupled\": %s, \"engine\": \"%s\", "
+    int latency = model.latencySamples(), converterDelay = 0;
+    unsigned long long converterUnderruns = 0;
+#if ELKRT_STREAM_RESAMPLING
+    if (resampler != nullptr)
+    {
+        latency = resampler->latencySamples();
+        converterDelay = resampler->converterDelaySamples();
+        converterUnderruns = resampler->underrunSamples();
+    }
+#endif
+    std::printf ("{\"latency\": %d, \"model_latency\": %d, \"converter_delay\": %d, "
+                 "\"converter_underruns\": %llu, \"frame\": %d, \"context\": %d, \"decoupled\": %s, \"engine\": \"%s\", "
                  "\"frames_run\": %llu, \"failed_runs\": %llu, \"underruns\": %llu, \"overruns\": %llu, "
                  "\"measured_inference_s\": %.9f, \"seconds\": %.6f, \"audio_realtime\": %s, "
                  "\"pool_realtime_workers\": %d, \"host_late_blocks\": %ld, \"instances\": %d, "
                  "\"pool_threads\": %d, \"cpu_seconds\": %.6f}\n",
-                 model.latencySamples(), model.modelFrame(), model.pastContext(), model.decoupled() ? "true" : "false",
+                 latency, model.latencySamples(), converterDelay, converterUnderruns, model.modelFrame(), model.pastContext(), model.decoupled() ? "true" : "false",
                  model.engine().name(), static_cast<unsigned long long> (stats.framesRun),
                  static_cast<unsigned long long> (stats.failedRuns), static_cast<unsigned long long> (stats.underrunSamples),
                  static_cast<unsigned long long> (stats.overrunSamples), stats.measuredInferenceSeconds, seconds,

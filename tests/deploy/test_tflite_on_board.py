@@ -7,7 +7,6 @@ Python interpreter's."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from audio_helpers import tflite_reference
 from cli_helpers import run_task
-from deploy.helpers import either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
+from deploy.helpers import cross_build, either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
 from plugin.delayed import delayed_error
 
 from elkbuild.build.profiles import get_board_profile
@@ -68,13 +67,7 @@ def _env(cache: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def built(project: Path, elkbuild_cache: Path) -> dict[str, dict]:
-    args = [item for name in PLUGINS for item in ("--plugin", name)]
-    done = run_task("build", *args, "--json", project=project, env=_env(elkbuild_cache), timeout=2400)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines()]
-    for result in results:
-        print(f"{result['plugin']}: {result['status']} in {result['seconds']:.0f} s")
-    return {result["plugin"]: result for result in results}
+    return cross_build(project, PLUGINS, elkbuild_cache)
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

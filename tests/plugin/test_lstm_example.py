@@ -36,7 +36,7 @@ from elkbuild.vst3host.run import process_file
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
-from model_references import MODELS, REFERENCES  # noqa: E402
+from model_references import MODELS, streaming_reference  # noqa: E402
 
 SAMPLE_RATE = 48000
 
@@ -44,16 +44,6 @@ pytestmark = pytest.mark.slow
 
 # plugin project: (model in tests/runtime/models, model frame)
 EXAMPLES = {"LstmAmp": ("lstm_amp", 64), "WaveNetAmp": ("wavenet", 2048), "GruFrame576": ("gru_frame576", 576)}
-
-
-def streaming_reference(model: str, audio: np.ndarray) -> np.ndarray:
-    """Each channel on its own (the plugin runs a mono model once per host channel,
-    each with its own state and past), zeros past the last whole frame."""
-    out = np.zeros_like(audio)
-    for channel in range(audio.shape[0]):
-        y = REFERENCES[model](audio[channel])
-        out[channel, :len(y)] = y
-    return out
 
 
 @pytest.fixture(scope="module", params=list(EXAMPLES))

@@ -175,6 +175,7 @@ def test_example_projects_are_what_the_templates_render(tmp_path, models):
     ({"kind": "synth"}, "--kind 'synth' is not known"),
     ({"engine": "tflite"}, "is a onnx model but --engine is tflite"),
     ({"manufacturer": "Two\nlines"}, "--manufacturer 'Two\\nlines': must be one line"),
+    ({"resample": "sinc"}, "--resample 'sinc' is not known"),
 ])
 def test_bad_flags_are_refused_before_anything_is_written(tmp_path, models, change, expected):
     fields = {**_effect(models).__dict__, **change}
@@ -182,6 +183,29 @@ def test_bad_flags_are_refused_before_anything_is_written(tmp_path, models, chan
         new_plugin(NewPlugin(**fields), tmp_path)
     assert expected in caught.value.one_line()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resample_is_kept_in_plugin_yaml_and_checked_where_it_is_read(tmp_path, models):
+    from elkbuild.errors import ConfigError
+    from elkbuild.plugin.roles import RoleFlags
+
+    project = new_plugin(_effect(models, resample="best", roles=RoleFlags(sample_rate=22050)), tmp_path)
+    assert project.resample == "best" and project.roles.sample_rate == 22050
+    # Kept when rendered again; the rate comes from the flags each time.
+    again = new_plugin(_effect(models, roles=RoleFlags(sample_rate=22050)), tmp_path, force=True)
+    assert again.resample == "best"
+    assert new_plugin(_effect(models, name="Plain"), tmp_path).resample == "off"
+    yaml_file = tmp_path / "Fuzz" / "plugin.yaml"
+    text = yaml_file.read_text()
+    yaml_file.write_text(text.replace("resample: best", "resample: sinc"))
+    with pytest.raises(ConfigError, match="plugin.yaml: resample is 'sinc'; must be off, fastest, medium, best"):
+        load_project(tmp_path / "Fuzz")
+    yaml_file.write_text(text.replace("sample_rate: 22050", "sample_rate: null"))
+    with pytest.raises(ConfigError, match="resample is 'best'; needs the rate the model was trained at") as caught:
+        load_project(tmp_path / "Fuzz")
+    assert "--sample-rate" in caught.value.one_line()
+    with pytest.raises(UsageError, match="--resample is for --kind effect, not classifier"):
+        new_plugin(_classifier(models, resample="medium"), tmp_path)
 
 
 def test_models_that_do_not_fit_the_kind_are_refused(tmp_path, models):

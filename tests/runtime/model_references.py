@@ -55,3 +55,32 @@ def gru_reference(x: np.ndarray) -> np.ndarray:
 
 
 REFERENCES = {"lstm_amp": lstm_reference, "wavenet": wavenet_reference, "gru_frame576": gru_reference}
+
+
+def streaming_reference(model: str, audio: np.ndarray) -> np.ndarray:
+    """channels × samples through `model`, each channel on its own (a plugin runs a mono
+    model once per host channel, each with its own state and past); zeros where the
+    reference has no whole frame."""
+    out = np.zeros_like(audio)
+    for channel in range(audio.shape[0]):
+        y = REFERENCES[model](audio[channel])
+        out[channel, :len(y)] = y
+    return out
+
+
+def converted_reference(model: str, audio: np.ndarray, host_rate: int, model_rate: int,
+                        converter: str = "sinc_medium") -> np.ndarray:
+    """channels × samples at host_rate through a model trained at model_rate: each
+    channel converted by libsamplerate's Python binding (`converter`: its name of the
+    plugin's resample quality), streamed through `model` there, and converted back.
+    libsamplerate's output is aligned with its input, so this has no delay of its own."""
+    import samplerate
+
+    out = np.zeros_like(audio)
+    for channel in range(audio.shape[0]):
+        down = samplerate.resample(audio[channel], model_rate / host_rate, converter).astype(np.float32)
+        back = samplerate.resample(REFERENCES[model](down), host_rate / model_rate, converter).astype(np.float32)
+        length = min(len(back), out.shape[1])
+        out[channel, :length] = back[:length]
+    return out
+

@@ -50,7 +50,8 @@ def build_runtime(cache_dir: Path, jobs: int = 2, engine_name: str = "onnx") -> 
         tree = ensure_runtime(LocalExecutor(), cache_dir)
         engine = tflite_engine(tree)
         # The ctest cases are engine-free and run in the onnx build.
-        options = ["-DELKRT_WITH_TFLITE=ON", "-DELKRT_TESTS=OFF",
+        # Its programs run in the sid tree, which has no libsamplerate.
+        options = ["-DELKRT_WITH_TFLITE=ON", "-DELKRT_TESTS=OFF", "-DELKRT_WITH_RESAMPLING=OFF",
                    f"-DELKRT_TFLITE_INCLUDE_DIR={engine.include_dirs[0]}",
                    f"-DELKRT_TFLITE_LIBRARY={engine.library}",
                    f"-DCMAKE_EXE_LINKER_FLAGS={' '.join(engine.link_flags)}"]

@@ -7,6 +7,9 @@
 
 #include <elkrt/engine.h>
 #include <elkrt/streaming_model.h>
+#if defined(ELKBUILD_RESAMPLE_QUALITY)
+#include <elkrt/resampling_model.h>
+#endif
 
 #include <array>
 #include <memory>
@@ -53,7 +56,12 @@ private:
 
     // Null until prepareToPlay has loaded and prepared the model: processBlock then
     // outputs silence, never the input unchanged.
+#if defined(ELKBUILD_RESAMPLE_QUALITY)
+    // plugin.yaml's resample: the model streams at its own rate, converted both ways.
+    std::unique_ptr<elkrt::ResamplingModel> streaming;
+#else
     std::unique_ptr<elkrt::StreamingModel> streaming;
+#endif
 
     JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (LstmAmpAudioProcessor)
 };

@@ -73,7 +73,15 @@ void NeuralSaturatorAudioProcessor::prepareToPlay (double sampleRate, int maximu
         config.hostSampleRate = sampleRate;
         // The last runs' inference times, for the worker report rt-check judges.
         config.timingCapacity = 4096;
+#if defined(ELKBUILD_RESAMPLE_QUALITY)
+        // plugin.yaml's resample: at another host rate the model streams at its own, converted.
+        elkrt::ResampleQuality quality = elkrt::ResampleQuality::Medium;
+        elkrt::parseResampleQuality (ELKBUILD_RESAMPLE_QUALITY, quality);
+        auto model = std::make_unique<elkrt::ResamplingModel> (
+            std::make_unique<elkrt::StreamingModel> (std::move (engine), std::move (description)), quality);
+#else
         auto model = std::make_unique<elkrt::StreamingModel> (std::move (engine), std::move (description));
+#endif
         if (model->prepare (config, error))
             streaming = std::move (model);
         else

@@ -97,6 +97,8 @@ public:
     int pastContext() const noexcept { return static_cast<int> (context); }
     bool decoupled() const noexcept { return isDecoupled; }
     int lanes() const noexcept { return static_cast<int> (laneStates.size()); }
+    // The rate the model was trained at (its description's sample_rate; 0: any).
+    double modelSampleRate() const noexcept { return modelDescription.sampleRate; }
     StreamingStats stats() const noexcept;
     // Worker inference durations (seconds per run of one frame for all lanes), oldest
     // first; only while no block is being processed.
