@@ -259,14 +259,18 @@ def sushi_offline(board: Any, config: str, audio: Any, rate: int) -> tuple[Any, 
     return out, latency
 
 
+def cache_env(cache: Path) -> dict[str, str]:
+    """The environment that points the CLI at the tests' elkbuild cache."""
+    return {"ELKBUILD_CACHE": str(cache)}
+
+
 def cross_build(project: Path, plugins: Any, cache: Path, timeout: float = 2400) -> dict[str, dict]:
     """`invoke build --plugin A --plugin B ... --json` in `project` with the tests'
     elkbuild cache: each plugin's result by name (its status, bundle, board profiles)."""
     from cli_helpers import run_task
 
     args = [item for name in plugins for item in ("--plugin", name)]
-    done = run_task("build", *args, "--json", project=project, env={"ELKBUILD_CACHE": str(cache)},
-                    timeout=timeout)
+    done = run_task("build", *args, "--json", project=project, env=cache_env(cache), timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(line) for line in done.stdout.splitlines()]
     for result in results:

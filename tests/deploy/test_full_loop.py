@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from audio_helpers import onnx_reference
 from cli_helpers import run_task
-from deploy.helpers import either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
+from deploy.helpers import cache_env, either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
 from plugin.delayed import delayed_error
 
 from elkbuild.bundle.abi_gate import require_deployable
@@ -41,14 +41,10 @@ def project(tmp_path_factory, debian_arm64_image, elkbuild_cache) -> Path:
     return root
 
 
-def _env(cache: Path) -> dict[str, str]:
-    return {"ELKBUILD_CACHE": str(cache)}
-
-
 @pytest.fixture(scope="module")
 def built(project: Path, elkbuild_cache: Path) -> dict:
     done = run_task("build", "--plugin", PLUGIN, "--json", project=project,
-                    env=_env(elkbuild_cache), timeout=1800)
+                    env=cache_env(elkbuild_cache), timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     (result,) = [json.loads(line) for line in done.stdout.splitlines()]
     return result
@@ -95,7 +91,7 @@ def test_unchanged_build_is_a_no_op_that_starts_no_container(built: dict, projec
                          make_executor=no_container, stage_engine=engine_prefix)
     assert again.status == "up to date" and again.bundle.path == Path(built["bundle"])
 
-    task = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))
+    task = run_task("build", "--plugin", PLUGIN, project=project, env=cache_env(elkbuild_cache))
     assert task.returncode == 0 and f"{PLUGIN}: up to date" in task.stdout, task.stderr
 
 
@@ -113,7 +109,7 @@ def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: d
                           "-Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/hide-all.map)\n")
     try:
         refused = run_task("build", "--plugin", PLUGIN, project=project,
-                           env=_env(elkbuild_cache), timeout=600)
+                           env=cache_env(elkbuild_cache), timeout=600)
     finally:
         cmakelists.write_text(original)
         (cmakelists.parent / "hide-all.map").unlink()
@@ -123,7 +119,7 @@ def test_a_bundle_that_fails_the_gate_never_replaces_the_deployable_one(built: d
     assert "does not export the function GetPluginFactory" in refused.stderr
     assert binary.read_bytes() == before
     assert sorted(p.name for p in bundle.parent.iterdir() if p.is_dir()) == [f"{PLUGIN}.vst3"]
-    again = run_task("build", "--plugin", PLUGIN, project=project, env=_env(elkbuild_cache))
+    again = run_task("build", "--plugin", PLUGIN, project=project, env=cache_env(elkbuild_cache))
     assert again.returncode == 0 and f"{PLUGIN}: up to date" in again.stdout, again.stderr
 
 
@@ -132,7 +128,7 @@ def test_deployed_plugin_processes_audio_on_the_board_like_onnxruntime(
     board = either_board
     project_file(board, project)
     done = run_task("deploy", "--board", "emu", "--plugin", PLUGIN, "--rig", "neural-mono",
-                    "--json", "--no-progress", project=project, env=_env(elkbuild_cache),
+                    "--json", "--no-progress", project=project, env=cache_env(elkbuild_cache),
                     timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -166,7 +162,7 @@ def test_a_changed_model_goes_to_the_emulated_board_by_name(
     proto.doc_string = "retrained"  # new bytes, the same maths
     onnx.save(proto, str(model))
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    env = _env(elkbuild_cache)
+    env = cache_env(elkbuild_cache)
 
     build = run_task("build", "--plugin", PLUGIN, "--json", project=project, env=env, timeout=1800)
     assert build.returncode == 0, build.stderr[-3000:]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_task
-from deploy.helpers import cross_build, project_file, sushi_offline
+from deploy.helpers import cache_env, cross_build, project_file, sushi_offline
 from plugin.delayed import delayed_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,10 +84,6 @@ def project(tmp_path_factory, debian_arm64_image, elkbuild_cache) -> Path:
     return root
 
 
-def _env(cache: Path) -> dict[str, str]:
-    return {"ELKBUILD_CACHE": str(cache)}
-
-
 @pytest.fixture(scope="module")
 def built(project: Path, elkbuild_cache: Path) -> dict[str, dict]:
     return cross_build(project, EXAMPLES, elkbuild_cache)
@@ -105,7 +101,7 @@ def test_streaming_example_on_the_board_equals_its_streaming_reference(
     board = emulated_board_0_11
     project_file(board, project)
     done = run_task("deploy", "--board", "emu", "--plugin", plugin, "--rig", plugin.lower(),
-                    "--json", "--no-progress", project=project, env=_env(elkbuild_cache), timeout=600)
+                    "--json", "--no-progress", project=project, env=cache_env(elkbuild_cache), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     model, frame = EXAMPLES[plugin]
@@ -153,9 +149,9 @@ def test_a_bundle_without_its_model_data_is_refused_before_anything_is_sent(
     (broken / "Contents" / "Resources" / "wavenet.onnx.data").unlink()
     before = board.run(["sh", "-c", "readlink /home/mind/plugins; ls -R /home/mind/plugins/ 2>/dev/null"]).stdout
     done = run_task("deploy", "--board", "emu", "--plugin", str(broken), "--rig", "wavenetamp",
-                    "--no-progress", project=project, env=_env(elkbuild_cache), timeout=600)
+                    "--no-progress", project=project, env=cache_env(elkbuild_cache), timeout=600)
     assert done.returncode != 0
-    line = assert_one_line_error(done, "WaveNetAmp.vst3 cannot run on board emu", "nothing was sent",
-                                 "wavenet.onnx.data, which is not beside the model", "invoke build")
+    assert_one_line_error(done, "WaveNetAmp.vst3 cannot run on board emu", "nothing was sent",
+                          "wavenet.onnx.data, which is not beside the model", "invoke build")
     after = board.run(["sh", "-c", "readlink /home/mind/plugins; ls -R /home/mind/plugins/ 2>/dev/null"]).stdout
     assert after == before

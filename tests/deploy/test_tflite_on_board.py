@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from audio_helpers import tflite_reference
 from cli_helpers import run_task
-from deploy.helpers import cross_build, either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
+from deploy.helpers import cache_env, cross_build, either_board, project_file, sushi_offline  # noqa: F401 (a fixture)
 from plugin.delayed import delayed_error
 
 from elkbuild.build.profiles import get_board_profile
@@ -61,10 +61,6 @@ def project(tmp_path_factory, debian_arm64_image, elkbuild_cache) -> Path:
     return root
 
 
-def _env(cache: Path) -> dict[str, str]:
-    return {"ELKBUILD_CACHE": str(cache)}
-
-
 @pytest.fixture(scope="module")
 def built(project: Path, elkbuild_cache: Path) -> dict[str, dict]:
     return cross_build(project, PLUGINS, elkbuild_cache)
@@ -95,7 +91,7 @@ def test_tflite_saturator_on_the_board_matches_the_litert_interpreter(
     board = either_board
     project_file(board, project)
     done = run_task("deploy", "--board", "emu", "--plugin", "TfliteSaturator", "--rig", "tflite-mono",
-                    "--json", "--no-progress", project=project, env=_env(elkbuild_cache), timeout=300)
+                    "--json", "--no-progress", project=project, env=cache_env(elkbuild_cache), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
     rng = np.random.default_rng(11)
