@@ -38,6 +38,10 @@ class TensorInfo:
     # (torch's exporter writes how an output's length follows from the inputs').
     symbols: tuple[str | None, ...] = ()
 
+    def symbol(self, axis: int) -> str | None:
+        """The name the file gives dimension `axis`, if it is dynamic and named."""
+        return self.symbols[axis] if axis < len(self.symbols) else None
+
     @property
     def fixed_shape(self) -> tuple[int, ...]:
         """The shape with a dynamic batch dimension taken as 1; None elsewhere stays."""

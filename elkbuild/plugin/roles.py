@@ -139,7 +139,7 @@ def _symbol_length(symbol: str | None, lengths: Mapping[str, int]) -> int | None
 
 
 def _fix_shape(tensor: TensorInfo, direction: str, flags: RoleFlags, guesses: list[str],
-               time_guess: int | None, lengths: Mapping[str, int] = {}) -> tuple[int, ...]:
+               time_guess: int | None, lengths: Mapping[str, int]) -> tuple[int, ...]:
     given = flags.shapes.get(tensor.name)
     if given is not None:
         if len(given) != len(tensor.shape) or any(d is not None and d != g for d, g in zip(tensor.shape, given)):
@@ -156,7 +156,7 @@ def _fix_shape(tensor: TensorInfo, direction: str, flags: RoleFlags, guesses: li
             fixed.append(1)
             guesses.append(f"{direction} {tensor.name}: dynamic batch dimension taken as 1")
         elif time_guess is not None and axis == _longest_axis(tensor.shape):
-            symbol = tensor.symbols[axis] if axis < len(tensor.symbols) else None
+            symbol = tensor.symbol(axis)
             length = _symbol_length(symbol, lengths)
             length = time_guess if length is None else length
             if length < 1:
@@ -387,16 +387,13 @@ def measure_context(info: ModelInfo, flags: RoleFlags, roles: ModelRoles, run: O
     audio_in, audio_out = roles.audio("input"), roles.audio("output")
     out_info = next(t for t in info.outputs if t.name == audio_out.name)
     axis = audio_out.time_axis
-    symbol = out_info.symbols[axis] if axis < len(out_info.symbols) else None
-    named = _symbol_length(symbol, _symbol_lengths(info, flags, flags.frame or DEFAULT_FRAME)) is not None
+    named = _symbol_length(out_info.symbol(axis), _symbol_lengths(info, flags, flags.frame or DEFAULT_FRAME)) is not None
     if out_info.shape[axis] is not None or named or {audio_in.name, audio_out.name} & set(flags.shapes):
         return roles
     inputs = {t.name: (t.shape, t.dtype, t.value or 0.0) for t in roles.tensors if t.direction == "input"}
     length = audio_in.shape[audio_in.time_axis]
     while True:
-        shape = list(audio_in.shape)
-        shape[audio_in.time_axis] = length
-        inputs[audio_in.name] = (tuple(shape), FLOAT, 0.0)
+        inputs[audio_in.name] = (_with_time(audio_in, length), FLOAT, 0.0)
         try:
             given = run(inputs)[audio_out.name]
             break
@@ -411,13 +408,18 @@ def measure_context(info: ModelInfo, flags: RoleFlags, roles: ModelRoles, run: O
     context = length - given[audio_out.time_axis]
     if context == roles.receptive_field - 1:
         return roles
-    frame = roles.frame
-    fixed = {audio_in.name: audio_in.shape[:audio_in.time_axis] + (frame + context,) + audio_in.shape[audio_in.time_axis + 1:],
-             audio_out.name: audio_out.shape[:audio_out.time_axis] + (frame,) + audio_out.shape[audio_out.time_axis + 1:]}
+    fixed = {audio_in.name: _with_time(audio_in, roles.frame + context),
+             audio_out.name: _with_time(audio_out, roles.frame)}
     measured = assign_roles(info, replace(flags, shapes={**flags.shapes, **fixed}))
     note = (f"output {audio_out.name}: one run of {length} samples gave {given[audio_out.time_axis]}: "
             f"{context} samples of past context (--shape {audio_in.name}=... --shape {audio_out.name}=... to change)")
     return replace(measured, guesses=(note, *measured.guesses))
+
+
+def _with_time(tensor: Tensor, length: int) -> tuple[int, ...]:
+    """An audio tensor's shape with its time axis `length` long."""
+    axis = tensor.time_axis
+    return tensor.shape[:axis] + (length,) + tensor.shape[axis + 1:]
 
 
 def _shape(shape: tuple[int | None, ...]) -> str:

@@ -854,7 +854,7 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
     // this unprivileged thread was runnable but not running (preempted, or a virtual
     // machine's stolen time): on Elk the audio thread is real-time and is not. The
     // thread's own CPU time and its voluntary context switches tell the two apart.
-    std::vector<char> stalled (static_cast<std::size_t> (blocks), 0);
+    long overruns = 0, stalls = 0;
     // The first channel in and out of every judged block: afterwards the output is
     // compared with the input delayed by the reported latency (a pass-through).
     std::vector<float> heardIn (static_cast<std::size_t> (blocks) * block), heardOut (heardIn.size());
@@ -904,9 +904,12 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
             {
                 const double took = std::chrono::duration<double, std::micro> (ended - started).count();
                 micros[static_cast<std::size_t> (i)] = took;
-                stalled[static_cast<std::size_t> (i)] = took > deadlineMicros
-                                                        && after.cpuMicros - before.cpuMicros <= deadlineMicros
-                                                        && after.voluntarySwitches == before.voluntarySwitches;
+                if (took > deadlineMicros)
+                {
+                    const bool stalled = after.cpuMicros - before.cpuMicros <= deadlineMicros
+                                      && after.voluntarySwitches == before.voluntarySwitches;
+                    ++(stalled ? stalls : overruns);
+                }
                 std::copy_n (inputs[0].data(), block, heardIn.begin() + i * block);
                 if (! outputs.empty())
                     std::copy_n (outputs[0].data(), block, heardOut.begin() + i * block);
@@ -959,13 +962,6 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         const auto rank = static_cast<std::size_t> (std::ceil (p * sorted.size()));
         return sorted[std::min (sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
     };
-    const double deadline = deadlineMicros;
-    long overruns = 0, stalls = 0;
-    for (std::size_t i = 0; i < micros.size(); ++i)
-    {
-        stalls += stalled[i];
-        overruns += micros[i] > deadline && ! stalled[i];
-    }
     // After the latency: how far the output is from the input delayed by it (0: the
     // plugin passed the noise through) and from silence.
     const std::size_t latency = plugin.latency();
@@ -983,7 +979,7 @@ int commandRtcheck (const std::string& bundle, long blocks, long warmup, int blo
         .integer ("output_channels", outChannels).raw ("counts", object (counts))
         .integer ("total", static_cast<long long> (total)).raw ("callers", object (callers))
         .integer ("process_failures", failures).num ("p50_us", percentile (0.50)).num ("p99_us", percentile (0.99))
-        .num ("max_us", sorted.empty() ? 0.0 : sorted.back()).num ("deadline_us", deadline)
+        .num ("max_us", sorted.empty() ? 0.0 : sorted.back()).num ("deadline_us", deadlineMicros)
         .integer ("overruns", overruns).integer ("stalls", stalls)
         .integer ("latency_samples", static_cast<long long> (latency))
         .num ("passthrough_difference", passthroughDifference).num ("output_peak", outputPeak)

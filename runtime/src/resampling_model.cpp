@@ -64,31 +64,30 @@ ResamplingModel::~ResamplingModel() { freeConverters(); }
 void ResamplingModel::freeConverters()
 {
     for (auto* state : down)
-        src_delete (state);
+        if (state != nullptr)
+            src_delete (state);
     for (auto* state : up)
-        src_delete (state);
+        if (state != nullptr)
+            src_delete (state);
     down.clear();
     up.clear();
 }
 
 bool ResamplingModel::makeConverters (std::string& error)
 {
-    freeConverters();
     for (std::size_t c = 0; c < channels; ++c)
     {
         int failure = 0;
         down.push_back (src_new (converterType (quality), 1, &failure));
-        if (down.back() == nullptr)
-            break;
         up.push_back (src_new (converterType (quality), 1, &failure));
-        if (up.back() == nullptr)
-            break;
+        if (down.back() == nullptr || up.back() == nullptr)
+        {
+            error = std::string ("libsamplerate could not make a converter: ") + src_strerror (failure);
+            freeConverters();
+            return false;
+        }
     }
-    if (down.size() == channels && up.size() == channels && up.back() != nullptr && down.back() != nullptr)
-        return true;
-    error = "libsamplerate could not make a converter";
-    freeConverters();
-    return false;
+    return true;
 }
 
 void ResamplingModel::resetConverters() noexcept
@@ -101,7 +100,6 @@ void ResamplingModel::resetConverters() noexcept
 
 bool ResamplingModel::prepare (const StreamingConfig& config, std::string& error)
 {
-    hostConfig = config;
     const double hostRate = config.hostSampleRate, modelRate = streaming->modelSampleRate();
     isConverting = modelRate > 0.0 && std::abs (modelRate - hostRate) > 1e-6;
     freeConverters();
@@ -155,7 +153,6 @@ bool ResamplingModel::prepare (const StreamingConfig& config, std::string& error
         worst = std::max (worst, behind);
     }
     lookAhead = static_cast<std::size_t> (worst);
-    resetConverters();
 
     StreamingConfig modelConfig = config;
     modelConfig.hostSampleRate = modelRate;
@@ -186,15 +183,19 @@ bool ResamplingModel::prepare (const StreamingConfig& config, std::string& error
         modelInPointers[c] = modelIn[c].data();
         modelOutPointers[c] = modelOut[c].data();
     }
-    reset();
+    resetConversion(); // the model was reset by its own prepare()
     return true;
 }
 
 void ResamplingModel::reset()
 {
     streaming->reset();
-    if (! isConverting)
-        return;
+    if (isConverting)
+        resetConversion();
+}
+
+void ResamplingModel::resetConversion() noexcept
+{
     resetConverters();
     for (auto& fifo : padding)
     {

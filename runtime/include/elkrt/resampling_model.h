@@ -66,11 +66,11 @@ private:
     void freeConverters();
     bool makeConverters (std::string& error);
     void resetConverters() noexcept;
+    void resetConversion() noexcept; // converters, FIFOs refilled with their zeros, counters
     void processPart (const float* const* input, float* const* output, std::size_t count) noexcept;
 
     std::unique_ptr<StreamingModel> streaming;
     ResampleQuality quality;
-    StreamingConfig hostConfig;
     bool isConverting = false;
     double toModel = 1.0, toHost = 1.0;    // rate ratios (output / input)
     std::size_t channels = 1, maxHostBlock = 0, maxModelBlock = 0;
